@@ -1,0 +1,74 @@
+"""The normalized tick as the domain sees it, and the rules every stored tick must meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from marketcore.instruments import KEY_SEPARATOR
+
+
+class TickProblem(StrEnum):
+    MISSING_EXCHANGE = "missing_exchange"
+    MISSING_SYMBOL = "missing_symbol"
+    BAD_IDENTIFIER = "bad_identifier"
+    NEGATIVE_PRICE = "negative_price"
+    NEGATIVE_SIZE = "negative_size"
+    CROSSED_QUOTE = "crossed_quote"
+    NO_PRICE = "no_price"
+    NO_EVENT_TIME = "no_event_time"
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One top-of-book and last-trade observation; prices and sizes in micros, times in Unix ns."""
+
+    exchange: str
+    symbol: str
+    bid_micros: int = 0
+    ask_micros: int = 0
+    last_micros: int = 0
+    volume_micros: int = 0
+    bid_size_micros: int = 0
+    ask_size_micros: int = 0
+    last_size_micros: int = 0
+    event_time_ns: int = 0
+    received_time_ns: int = 0
+    feed_handler_id: str = ""
+    venue_symbol: str = ""
+    feed_sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TickRejection:
+    problem: TickProblem
+    detail: str
+
+
+def check_tick(tick: Tick) -> TickRejection | None:
+    """Why a tick must not be stored or served, or None when it is acceptable.
+
+    Rule for quotes: a zero price means "side empty"; negative prices are refused;
+    a bid at or above the ask (both present) is a crossed or locked quote and refused.
+    """
+    if not tick.exchange:
+        return TickRejection(TickProblem.MISSING_EXCHANGE, "exchange is empty")
+    if not tick.symbol:
+        return TickRejection(TickProblem.MISSING_SYMBOL, "symbol is empty")
+    if KEY_SEPARATOR in tick.exchange or KEY_SEPARATOR in tick.symbol:
+        return TickRejection(TickProblem.BAD_IDENTIFIER, f"{KEY_SEPARATOR!r} in exchange or symbol")
+    prices = (tick.bid_micros, tick.ask_micros, tick.last_micros)
+    if min(prices) < 0:
+        return TickRejection(TickProblem.NEGATIVE_PRICE, f"bid/ask/last {prices}")
+    sizes = (tick.bid_size_micros, tick.ask_size_micros, tick.last_size_micros, tick.volume_micros)
+    if min(sizes) < 0:
+        return TickRejection(TickProblem.NEGATIVE_SIZE, f"sizes {sizes}")
+    if max(prices) == 0:
+        return TickRejection(TickProblem.NO_PRICE, "no bid, ask or last")
+    if tick.bid_micros and tick.ask_micros and tick.bid_micros >= tick.ask_micros:
+        return TickRejection(
+            TickProblem.CROSSED_QUOTE, f"bid {tick.bid_micros} >= ask {tick.ask_micros}"
+        )
+    if tick.event_time_ns <= 0 and tick.received_time_ns <= 0:
+        return TickRejection(TickProblem.NO_EVENT_TIME, "neither event nor receive time")
+    return None
