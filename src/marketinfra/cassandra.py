@@ -1,0 +1,107 @@
+"""Cassandra sessions with the project's defaults, and per-operation consistency.
+
+Consistency is chosen per statement when it is prepared (see ``Consistency``),
+following the reference design: ticks LOCAL_ONE (immutable, idempotent,
+throughput first), trades and reads LOCAL_QUORUM (durable before an ack,
+never stale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from marketinfra.errors import CassandraUnavailableError
+from marketinfra.settings import CassandraSettings
+
+try:  # libev is the fast reactor; asyncore is deprecated on 3.11 and gone in 3.12
+    from cassandra.io.libevreactor import LibevConnection as _Connection
+except ImportError:  # pragma: no cover - depends on how the driver was built
+    from cassandra.io.asyncioreactor import AsyncioConnection as _Connection
+
+
+class Consistency(Enum):
+    TICK_WRITE = ConsistencyLevel.LOCAL_ONE
+    TRADE_WRITE = ConsistencyLevel.LOCAL_QUORUM
+    READ = ConsistencyLevel.LOCAL_QUORUM
+    REFERENCE_READ = ConsistencyLevel.LOCAL_ONE
+
+
+def make_cluster(settings: CassandraSettings) -> Cluster:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc)),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        request_timeout=settings.request_timeout_s,
+    )
+    auth = None
+    if settings.username:
+        auth = PlainTextAuthProvider(settings.username, settings.password.get_secret_value())
+    return Cluster(
+        contact_points=settings.hosts(),
+        port=settings.port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connection_class=_Connection,
+        connect_timeout=settings.connect_timeout_s,
+        control_connection_timeout=settings.connect_timeout_s,
+        auth_provider=auth,
+        protocol_version=5,
+    )
+
+
+def connect(settings: CassandraSettings, *, use_keyspace: bool = True) -> tuple[Cluster, Session]:
+    """Open a session (in the configured keyspace unless told otherwise) or raise a clear error."""
+    cluster = make_cluster(settings)
+    try:
+        session = cluster.connect(settings.keyspace if use_keyspace else None)
+    except NoHostAvailable as exc:
+        cluster.shutdown()
+        raise CassandraUnavailableError(settings.contact_points, str(exc)) from exc
+    return cluster, session
+
+
+def prepare(session: Session, cql: str, consistency: Consistency) -> PreparedStatement:
+    statement: PreparedStatement = session.prepare(cql)
+    statement.consistency_level = consistency.value
+    return statement
+
+
+async def execute_async(
+    session: Session, statement: PreparedStatement, values: Sequence[Any]
+) -> list[Any]:
+    """Run a statement from asyncio without blocking the loop; returns the first page of rows."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[list[Any]] = loop.create_future()
+
+    def on_rows(rows: list[Any] | None) -> None:
+        loop.call_soon_threadsafe(_settle, done, list(rows or []), None)
+
+    def on_error(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(_settle, done, [], exc)
+
+    session.execute_async(statement, values).add_callbacks(on_rows, on_error)
+    return await done
+
+
+def _settle(
+    future: asyncio.Future[list[Any]], rows: list[Any], error: BaseException | None
+) -> None:
+    if future.done():  # the awaiting task was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(rows)

@@ -1,0 +1,187 @@
+"""Every Kafka topic of the product, declared once, and an idempotent ``apply``.
+
+Keys decide ordering: all records with one key land on one partition, in order.
+Values are serialized ``financial.marketdata.v1`` messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from marketinfra.errors import TopicApplyError
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    key: str  # what the record key is, for people and for producers
+    value: str  # the protobuf message in the value
+    compression: str = "lz4"
+
+    def config(self, replication_factor: int) -> dict[str, str]:
+        # With RF 3, min ISR 2 plus acks=all means an acknowledged record survives one broker loss.
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "delete",
+            "compression.type": self.compression,
+            "min.insync.replicas": str(min(2, replication_factor)),
+            "message.timestamp.type": "CreateTime",
+        }
+
+
+TICKS_RAW = TopicSpec("ticks.raw", 64, 7 * _DAY_MS, "EXCHANGE|SYMBOL", "PriceUpdate")
+TICKS_DLQ = TopicSpec(
+    "ticks.raw.dlq",
+    8,
+    30 * _DAY_MS,
+    "the original key",
+    "the original bytes; headers dlq.error, dlq.topic, dlq.partition, dlq.offset, dlq.time_ns",
+)
+TRADES_EXECUTED = TopicSpec("trades.executed", 32, 30 * _DAY_MS, "account_id", "ExecutionReport")
+ORDERS_LIFECYCLE = TopicSpec("orders.lifecycle", 32, 30 * _DAY_MS, "order_id", "OrderStatusUpdate")
+POSITIONS_UPDATES = TopicSpec(
+    "positions.updates", 16, 7 * _DAY_MS, "account_id|symbol", "PositionUpdate"
+)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TICKS_RAW,
+    TICKS_DLQ,
+    TRADES_EXECUTED,
+    ORDERS_LIFECYCLE,
+    POSITIONS_UPDATES,
+)
+
+
+class ChangeKind(StrEnum):
+    CREATED = "created"
+    PARTITIONS_ADDED = "partitions_added"
+    CONFIG_ALTERED = "config_altered"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChange:
+    topic: str
+    kind: ChangeKind
+    detail: str = ""
+
+
+def apply_topics(
+    admin: AdminClient,
+    specs: Iterable[TopicSpec],
+    replication_factor: int,
+    timeout_s: float = 30.0,
+) -> list[TopicChange]:
+    """Create missing topics, add missing partitions, align configs. Never deletes or shrinks."""
+    specs = list(specs)
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise TopicApplyError("*", f"cannot list topics: {exc}") from exc
+    changes: list[TopicChange] = []
+    missing = [spec for spec in specs if spec.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=replication_factor,
+                    config=spec.config(replication_factor),
+                )
+                for spec in missing
+            ],
+            operation_timeout=timeout_s,
+            request_timeout=timeout_s,
+        )
+        for spec in missing:
+            _wait(futures[spec.name], spec.name, "create", timeout_s)
+            changes.append(
+                TopicChange(spec.name, ChangeKind.CREATED, f"{spec.partitions} partitions")
+            )
+    for spec in specs:
+        if spec.name in existing:
+            changes.extend(
+                _align_existing(
+                    admin, spec, len(existing[spec.name].partitions), replication_factor, timeout_s
+                )
+            )
+    return changes
+
+
+def _align_existing(
+    admin: AdminClient,
+    spec: TopicSpec,
+    current_partitions: int,
+    replication_factor: int,
+    timeout_s: float,
+) -> list[TopicChange]:
+    changes: list[TopicChange] = []
+    if current_partitions < spec.partitions:
+        # Adding partitions remaps keys; done only when the declaration asks for more.
+        futures = admin.create_partitions([NewPartitions(spec.name, spec.partitions)])
+        _wait(futures[spec.name], spec.name, "add partitions", timeout_s)
+        changes.append(
+            TopicChange(
+                spec.name, ChangeKind.PARTITIONS_ADDED, f"{current_partitions} -> {spec.partitions}"
+            )
+        )
+    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+    described = _wait(
+        admin.describe_configs([resource])[resource], spec.name, "describe", timeout_s
+    )
+    wanted = spec.config(replication_factor)
+    differing = {key: value for key, value in wanted.items() if described[key].value != value}
+    if differing:
+        resource = ConfigResource(
+            ResourceType.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in differing.items()
+            ],
+        )
+        _wait(
+            admin.incremental_alter_configs([resource])[resource],
+            spec.name,
+            "alter config",
+            timeout_s,
+        )
+        changes.append(
+            TopicChange(
+                spec.name,
+                ChangeKind.CONFIG_ALTERED,
+                ", ".join(f"{k}={v}" for k, v in differing.items()),
+            )
+        )
+    if not changes:
+        changes.append(TopicChange(spec.name, ChangeKind.UNCHANGED))
+    return changes
+
+
+def _wait(future: Future[Any], topic: str, action: str, timeout_s: float) -> Any:
+    try:
+        result = future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        raise TopicApplyError(topic, f"{action} failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise TopicApplyError(topic, f"{action} timed out after {timeout_s}s") from exc
+    return result
