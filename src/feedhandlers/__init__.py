@@ -1,0 +1,1 @@
+"""feedhandlers service."""

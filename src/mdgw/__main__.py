@@ -1,0 +1,3 @@
+from mdgw.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""tickwriter service."""
