@@ -159,10 +159,9 @@ def _wait_until_ready(settings: LocalInfraSettings, names: list[str], report: Pr
             paths = server_paths(settings, name)
             if processes.running_pid(paths, configs.MAIN_CLASSES[name]) is None:
                 pid = processes.read_pid(paths)
-                if pid is not None:
-                    processes.reap(pid)
+                how = processes.reap(pid) if pid is not None else "no pid file"
                 raise LocalInfraError(
-                    f"{name} exited during start-up; last lines of {paths.log}:\n"
+                    f"{name} exited during start-up ({how}); last lines of {paths.log}:\n"
                     + processes.log_tail(paths.log, _LOG_LINES_ON_FAILURE)
                 )
             if _is_ready(settings, name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -71,10 +70,17 @@ def spawn(command: list[str], paths: ServerPaths) -> int:
     return process.pid
 
 
-def reap(pid: int) -> None:
-    """Collect an exited child of ours so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def reap(pid: int) -> str:
+    """Collect an exited child of ours (no zombie left); says how it ended, when we can tell."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (started by an earlier `mdgw infra up`)
+        return "exit status unknown"
+    if reaped == 0:
+        return "still running"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def stop(paths: ServerPaths, main_class: str, grace_s: float) -> bool:
