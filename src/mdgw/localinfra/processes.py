@@ -22,9 +22,8 @@ def read_pid(paths: ServerPaths) -> int | None:
 
 def is_server_process(pid: int, main_class: str) -> bool:
     """True when ``pid`` is alive and is the JVM running ``main_class`` (not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+    cmdline = _cmdline(pid)
+    if cmdline is None:
         return False
     if main_class.encode() not in cmdline.split(b"\0"):
         return False
@@ -33,6 +32,21 @@ def is_server_process(pid: int, main_class: str) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"  # a zombie has exited
+
+
+def _cmdline(pid: int) -> bytes | None:
+    # Just after exec the kernel has closed the close-on-exec pipe Popen waits on but not yet
+    # published the new argument area: the cmdline reads empty for a moment. Seen on the first
+    # `infra up` of this launcher (Kafka reported dead while starting), so wait it out briefly.
+    for _ in range(100):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if cmdline:
+            return cmdline
+        time.sleep(0.01)
+    return b""  # a kernel thread or a zombie: not our server
 
 
 def running_pid(paths: ServerPaths, main_class: str) -> int | None:
