@@ -22,7 +22,11 @@ from cassandra.cluster import (
     NoHostAvailable,
     Session,
 )
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import PreparedStatement
 
 from marketinfra.errors import CassandraUnavailableError
@@ -59,6 +63,9 @@ def make_cluster(settings: CassandraSettings) -> Cluster:
         control_connection_timeout=settings.connect_timeout_s,
         auth_provider=auth,
         protocol_version=5,
+        # The driver's default waits up to 10 minutes between reconnection attempts; a writer
+        # paused on a Cassandra outage should notice the node is back within seconds.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from mdgw.commands import schema, topics
 from mdgw.localinfra import LocalInfraError, register_cli
+from tickwriter import cli as tickwriter_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_cli(subparsers)
     schema.register(subparsers)
     topics.register(subparsers)
+    tickwriter_cli.register(subparsers)
     return parser
 
 

@@ -99,9 +99,13 @@ def up(
     return [server_status(settings, name) for name in wanted]
 
 
-def down(settings: LocalInfraSettings, on_progress: Progress | None = None) -> list[ServerStatus]:
+def down(
+    settings: LocalInfraSettings,
+    on_progress: Progress | None = None,
+    only: Iterable[str] = SERVERS,
+) -> list[ServerStatus]:
     report = on_progress or _ignore
-    for name in SERVERS:
+    for name in [server for server in SERVERS if server in set(only)]:
         paths = server_paths(settings, name)
         if processes.stop(paths, configs.MAIN_CLASSES[name], _STOP_GRACE_S[name]):
             report(f"{name}: stopped")

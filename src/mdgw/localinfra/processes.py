@@ -13,6 +13,9 @@ from mdgw.localinfra.errors import LocalInfraError
 from mdgw.localinfra.layout import ServerPaths
 
 
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
 def read_pid(paths: ServerPaths) -> int | None:
     try:
         return int(paths.pid.read_text().strip())
@@ -81,6 +84,9 @@ def spawn(command: list[str], paths: ServerPaths) -> int:
             cwd=paths.data.parent,
         )
     paths.pid.write_text(f"{process.pid}\n")
+    # The server outlives this Popen on purpose; keeping a reference stops Popen.__del__
+    # from warning that its child is "still running" when a long-lived caller drops it.
+    _DETACHED.append(process)
     return process.pid
 
 

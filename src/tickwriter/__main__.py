@@ -1,0 +1,3 @@
+from tickwriter.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Builds the tick writer from settings and runs it: the Kafka pipeline on a thread, the
+TickWriterService gRPC server on the asyncio loop. SIGTERM stops both cleanly: the current
+micro-batch is written and committed, in-flight RPCs finish."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from cassandra.cluster import Cluster
+
+from financial.marketdata.v1 import services_pb2_grpc
+from marketcore.backoff import BackoffPolicy
+from marketinfra.cassandra import connect
+from marketinfra.kafka import make_consumer, make_producer
+from marketinfra.logging import configure_logging
+from marketinfra.metrics import start_metrics_endpoint
+from tickwriter.adapters.dead_letters import DeadLetterPublisher
+from tickwriter.adapters.repository import CassandraRowWriter
+from tickwriter.batching import FlushPolicy
+from tickwriter.config import TickWriterSettings
+from tickwriter.decode import decode_order_event, decode_tick, decode_trade
+from tickwriter.pipeline import Decoder, TickPipeline
+from tickwriter.service import TickWriterServicer
+
+log = structlog.get_logger(__name__)
+_DECODERS: Mapping[str, Decoder] = {
+    "ticks": decode_tick,
+    "trades": decode_trade,
+    "orders": decode_order_event,
+}
+GRPC_GRACE_S = 10.0
+
+
+@dataclass
+class TickWriter:
+    settings: TickWriterSettings
+    cluster: Cluster
+    writer: CassandraRowWriter
+    pipeline: TickPipeline
+
+
+def build(settings: TickWriterSettings) -> TickWriter:
+    cluster, session = connect(settings.cassandra, use_keyspace=False)
+    writer = CassandraRowWriter(
+        session, settings.cassandra.keyspace, settings.rows_per_batch, settings.max_in_flight
+    )
+    overrides: dict[str, str | int | float | bool] = {
+        "session.timeout.ms": settings.session_timeout_ms
+    }
+    if settings.group_instance_id:
+        overrides["group.instance.id"] = settings.group_instance_id
+    consumer = make_consumer(settings.kafka, settings.group_id, overrides)
+    producer = make_producer(settings.kafka)
+    decoders = {topic: _DECODERS[kind] for topic, kind in settings.consumed_topics().items()}
+    pipeline = TickPipeline(
+        consumer,
+        writer,
+        DeadLetterPublisher(producer, settings.dlq_topic),
+        decoders,
+        FlushPolicy(settings.flush_max_records, settings.flush_max_wait_ms),
+        BackoffPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
+    )
+    return TickWriter(settings, cluster, writer, pipeline)
+
+
+async def serve(app: TickWriter) -> int:
+    settings = app.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    worker = threading.Thread(target=app.pipeline.run, name="tickwriter-pipeline", daemon=True)
+    worker.start()
+    server: grpc.aio.Server | None = None
+    if settings.grpc_port:
+        server = grpc.aio.server()
+        services_pb2_grpc.add_TickWriterServiceServicer_to_server(
+            TickWriterServicer(app.writer), server
+        )
+        address = f"{settings.grpc_address}:{settings.grpc_port}"
+        server.add_insecure_port(address)
+        await server.start()
+        log.info("tickwriter_grpc_serving", address=address)
+
+    while not stop.is_set() and worker.is_alive():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            continue
+    log.info("tickwriter_stopping")
+    if server is not None:
+        await server.stop(GRPC_GRACE_S)
+    app.pipeline.stop()
+    await asyncio.to_thread(worker.join)
+    app.cluster.shutdown()
+    return 1 if app.pipeline.crashed is not None else 0
+
+
+def main() -> int:
+    settings = TickWriterSettings()
+    configure_logging(settings.log)
+    start_metrics_endpoint(settings.metrics)
+    app = build(settings)
+    return asyncio.run(serve(app))

@@ -1,0 +1,106 @@
+"""Kafka record bytes -> rows, or a RecordRejected saying why (the record then goes to the DLQ).
+
+Proto messages stop here: what leaves this module is domain rows.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from financial.marketdata.v1.common_pb2 import OrderStatus, Side
+from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from marketcore.ticks import Tick, check_tick
+from marketcore.trading_calendar import trade_date_text
+from tickwriter.errors import RecordRejected
+from tickwriter.rows import OrderEventRow, TickRow, TradeRow, tick_row, utc_datetime
+
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+def tick_from_proto(update: PriceUpdate) -> Tick:
+    return Tick(
+        exchange=update.exchange,
+        symbol=update.symbol,
+        bid_micros=update.bid_micros,
+        ask_micros=update.ask_micros,
+        last_micros=update.last_micros,
+        volume_micros=update.volume_micros,
+        bid_size_micros=update.bid_size_micros,
+        ask_size_micros=update.ask_size_micros,
+        last_size_micros=update.last_size_micros,
+        event_time_ns=update.event_time_ns,
+        received_time_ns=update.received_time_ns,
+        feed_handler_id=update.feed_handler_id,
+        venue_symbol=update.venue_symbol,
+        feed_sequence=update.feed_sequence,
+    )
+
+
+def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
+    tick = tick_from_proto(update)
+    rejection = check_tick(tick)
+    if rejection is not None:
+        raise RecordRejected(f"invalid_tick:{rejection.problem}", rejection.detail)
+    return tick_row(tick, payload)
+
+
+def decode_tick(payload: bytes | None) -> TickRow:
+    return validated_tick_row(_parse(PriceUpdate, payload), payload or b"")
+
+
+def decode_trade(payload: bytes | None) -> TradeRow:
+    report = _parse(ExecutionReport, payload)
+    missing = [
+        name
+        for name, value in (
+            ("execution_id", report.execution_id),
+            ("account_id", report.account_id),
+            ("symbol", report.symbol),
+        )
+        if not value
+    ]
+    if missing:
+        raise RecordRejected("invalid_trade", f"missing {', '.join(missing)}")
+    if report.execution_time_ns <= 0 or report.fill_quantity_micros <= 0:
+        raise RecordRejected("invalid_trade", "execution time and fill quantity must be positive")
+    return TradeRow(
+        account_id=report.account_id,
+        trade_date=trade_date_text(report.exchange, report.execution_time_ns),
+        execution_time=utc_datetime(report.execution_time_ns),
+        execution_id=report.execution_id,
+        order_id=report.order_id,
+        exchange=report.exchange,
+        symbol=report.symbol,
+        side=Side.Name(report.side),
+        quantity_micros=report.fill_quantity_micros,
+        price_micros=report.fill_price_micros,
+        fees_micros=report.fees_micros,
+        venue=report.venue,
+        payload=payload or b"",
+    )
+
+
+def decode_order_event(payload: bytes | None) -> OrderEventRow:
+    update = _parse(OrderStatusUpdate, payload)
+    if not update.order_id or update.event_sequence == 0:
+        raise RecordRejected("invalid_order_event", "order_id and event_sequence are required")
+    return OrderEventRow(
+        entity_type="order",
+        entity_id=update.order_id,
+        event_sequence=update.event_sequence,
+        event_time=utc_datetime(update.event_time_ns),
+        event_type=OrderStatus.Name(update.status),
+        payload=payload or b"",
+    )
+
+
+def _parse(message_type: type[MessageT], payload: bytes | None) -> MessageT:
+    if not payload:
+        raise RecordRejected("empty_value", "record has no value")
+    try:
+        return message_type.FromString(payload)
+    except DecodeError as exc:
+        raise RecordRejected("undecodable", f"not a {message_type.__name__}: {exc}") from exc

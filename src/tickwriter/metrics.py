@@ -1,0 +1,27 @@
+"""Prometheus metrics of the tick writer (tickwriter_<noun>_<unit>)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ROWS_WRITTEN = Counter("tickwriter_rows_written_total", "Rows written to Cassandra", ["table"])
+FLUSH_SIZE = Histogram(
+    "tickwriter_flush_records",
+    "Records per micro-batch flush",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+WRITE_LATENCY = Histogram(
+    "tickwriter_write_latency_seconds",
+    "Time to write one flush to Cassandra",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+WRITE_ERRORS = Counter("tickwriter_write_errors_total", "Failed write attempts", ["kind"])
+DLQ_RECORDS = Counter("tickwriter_dlq_records_total", "Records sent to the DLQ", ["reason"])
+COMMIT_LATENCY = Histogram("tickwriter_commit_latency_seconds", "Offset commit time")
+CONSUMER_LAG = Gauge(
+    "tickwriter_consumer_lag_records", "Records behind the partition end", ["topic", "partition"]
+)
+SECONDS_BEHIND = Gauge(
+    "tickwriter_seconds_behind_newest", "Now minus the timestamp of the newest written record"
+)
+PAUSED = Gauge("tickwriter_consumption_paused", "1 while consumption is paused (Cassandra down)")

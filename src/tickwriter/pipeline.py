@@ -1,0 +1,257 @@
+"""The consume -> batch -> write -> commit loop (runs on its own thread).
+
+At-least-once without duplicates: offsets are committed only after every record up to them
+is written to Cassandra or delivered to the DLQ, and every row is an idempotent upsert, so
+a record read twice (after a crash, a rebalance or a replay) rewrites the same row.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from marketcore.backoff import BackoffPolicy, backoff_delay
+from tickwriter import metrics
+from tickwriter.adapters.dead_letters import DeadLetter, DeadLetterPublisher
+from tickwriter.adapters.repository import CassandraRowWriter, Row
+from tickwriter.batching import FlushPolicy, commit_positions, should_flush
+from tickwriter.errors import RecordRejected, WriteFailed
+
+log = structlog.get_logger(__name__)
+Decoder = Callable[[bytes | None], Row]
+_IDLE_POLL_S = 0.2  # how often an idle loop looks at the stop flag
+
+
+@dataclass
+class _Pending:
+    messages: list[Message] = field(default_factory=list)
+    first_at: float = 0.0
+
+
+class TickPipeline:
+    def __init__(
+        self,
+        consumer: Consumer,
+        writer: CassandraRowWriter,
+        dead_letters: DeadLetterPublisher,
+        decoders: Mapping[str, Decoder],
+        policy: FlushPolicy,
+        retry: BackoffPolicy,
+    ) -> None:
+        self._consumer = consumer
+        self._writer = writer
+        self._dead_letters = dead_letters
+        self._decoders = dict(decoders)
+        self._policy = policy
+        self._retry = retry
+        self._pending = _Pending()
+        self._held: list[Message] = []  # arrived while a flush was retrying
+        self._assigned: set[tuple[str, int]] = set()
+        self._flushing = False
+        self._paused = False
+        self._stop = threading.Event()
+        self.flushes = 0
+        self.crashed: BaseException | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        self._consumer.subscribe(
+            list(self._decoders),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info("tickwriter_consuming", topics=sorted(self._decoders))
+        try:
+            while not self._stop.is_set():
+                self._poll_once()
+            if self._pending.messages:
+                self._flush()  # a clean stop writes what it has (and commits it)
+        except Exception as exc:
+            # Nothing unwritten was committed; the process exits non-zero and is restarted.
+            self.crashed = exc
+            log.exception("pipeline_crashed")
+        finally:
+            self._consumer.close()
+            log.info("tickwriter_stopped", flushes=self.flushes)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _poll_once(self) -> None:
+        pending = self._pending
+        want = self._policy.max_records - len(pending.messages)
+        if pending.messages:
+            waited_ms = (time.monotonic() - pending.first_at) * 1000
+            timeout_s = max(0.0, (self._policy.max_wait_ms - waited_ms) / 1000)
+        else:
+            timeout_s = _IDLE_POLL_S
+        # poll returns as soon as one record is there; consume(timeout=0) then takes what was
+        # already fetched without waiting, so "nothing more waiting" is known at once.
+        first = self._consumer.poll(timeout_s)
+        batch = [first] if first is not None else []
+        if first is not None and want > 1:
+            batch += self._consumer.consume(num_messages=want - 1, timeout=0)
+        arrived = self._accept(batch)
+        if arrived and not pending.messages:
+            pending.first_at = time.monotonic()
+        pending.messages.extend(arrived)
+        waited_ms = (time.monotonic() - pending.first_at) * 1000 if pending.messages else 0.0
+        if should_flush(self._policy, len(pending.messages), waited_ms, drained=len(batch) < want):
+            self._flush()
+
+    def _accept(self, batch: list[Message]) -> list[Message]:
+        accepted = []
+        for message in batch:
+            error = message.error()
+            if error is None:
+                accepted.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("kafka_consume_error", error=str(error))
+        return accepted
+
+    def _flush(self) -> None:
+        messages = self._pending.messages
+        self._pending = _Pending()
+        rows: list[Row] = []
+        letters: list[DeadLetter] = []
+        for message in messages:
+            try:
+                rows.append(self._decoders[message.topic() or ""](message.value()))
+            except RecordRejected as exc:
+                letters.append(DeadLetter(message, exc.reason, str(exc)))
+        self._flushing = True
+        try:
+            if not self._retry_until_done(lambda: self._writer.write(rows), "write"):
+                return  # stopping: nothing is committed, the records will be read again
+            if not self._retry_until_done(
+                lambda: self._dead_letters.publish(letters, time.time_ns()), "dead_letter"
+            ):
+                return
+        finally:
+            self._flushing = False
+            self._resume()
+        metrics.FLUSH_SIZE.observe(len(messages))
+        self._commit(messages)
+        self.flushes += 1
+        if self._held:
+            held, self._held = self._held, []
+            self._pending.messages.extend(held)
+            self._pending.first_at = time.monotonic()
+
+    def _retry_until_done(self, attempt_write: Callable[[], object], what: str) -> bool:
+        """Retry with capped backoff, pausing consumption meanwhile; False when told to stop."""
+        attempt = 0
+        while True:
+            try:
+                attempt_write()
+            except WriteFailed as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, self._retry, random.random())
+                log.warning(
+                    "write_retrying",
+                    what=what,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    error=str(exc),
+                )
+                self._pause()
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    if self._stop.is_set():
+                        log.warning("flush_abandoned_on_stop", what=what)
+                        return False
+                    # keeps the group membership alive (max.poll.interval.ms) while paused
+                    message = self._consumer.poll(0.1)
+                    if message is not None:
+                        self._held.extend(self._accept([message]))
+            else:
+                return True
+
+    def _commit(self, messages: list[Message]) -> None:
+        positions = commit_positions(
+            [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
+        )
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in positions.items()
+            if (topic, partition) in self._assigned  # a revoked partition is the new owner's
+        ]
+        if not offsets:
+            return
+        started = time.perf_counter()
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Not fatal: the rows are written; the records will be read and rewritten once more.
+            log.warning("commit_failed", error=str(exc))
+            return
+        metrics.COMMIT_LATENCY.observe(time.perf_counter() - started)
+        newest_ms = max((m.timestamp()[1] for m in messages), default=0)
+        if newest_ms > 0:
+            metrics.SECONDS_BEHIND.set(max(0.0, time.time() - newest_ms / 1000))
+        for offset in offsets:
+            self._observe_lag(offset)
+
+    def _observe_lag(self, position: TopicPartition) -> None:
+        try:
+            _low, high = self._consumer.get_watermark_offsets(position, timeout=0.5, cached=True)
+        except KafkaException:
+            return
+        if high >= 0:
+            metrics.CONSUMER_LAG.labels(position.topic, str(position.partition)).set(
+                max(0, high - position.offset)
+            )
+
+    # -- pause / resume while Cassandra is down --------------------------------------------
+
+    def _pause(self) -> None:
+        if not self._paused and self._assigned:
+            self._consumer.pause([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused = True
+            metrics.PAUSED.set(1)
+            log.warning("consumption_paused")
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused = False
+            metrics.PAUSED.set(0)
+            log.info("consumption_resumed")
+
+    # -- rebalance callbacks (called from inside poll/consume) -----------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        if self._paused:
+            consumer.pause(partitions)
+        log.info("partitions_assigned", count=len(partitions), total=len(self._assigned))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self._pending.messages and not self._flushing:
+            self._flush()  # hand over cleanly: written and committed before the partitions go
+        self._assigned -= revoked
+        self._drop_pending(revoked)
+        log.info("partitions_revoked", count=len(partitions), total=len(self._assigned))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost (not revoked): another member may own them already; never commit for them.
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned -= lost
+        self._drop_pending(lost)
+        log.warning("partitions_lost", count=len(partitions))
+
+    def _drop_pending(self, gone: set[tuple[str, int]]) -> None:
+        def keep(message: Message) -> bool:
+            return (message.topic(), message.partition()) not in gone
+
+        self._pending.messages = [m for m in self._pending.messages if keep(m)]
+        self._held = [m for m in self._held if keep(m)]

@@ -1,0 +1,134 @@
+"""The tick writer against real Kafka and Cassandra: exactly N rows for N ticks, replays and
+dead letters. Outage and crash tests are in test_tickwriter_failures.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cassandra.cluster import Session
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from marketinfra.kafka import make_admin, make_consumer, make_producer
+from marketinfra.settings import CassandraSettings, KafkaSettings
+from tests.integration.support import consume_or_fail, flush_or_fail
+from tests.integration.tickwriter_support import (
+    caught_up,
+    committed,
+    end_offsets,
+    make_tick,
+    produce_ticks,
+    row_sequences,
+    running,
+    wait_for,
+    writer_settings,
+)
+from tickwriter.adapters.dead_letters import message_headers
+from tickwriter.adapters.replay import replay_dead_letters, reset_group_to_time
+
+SYMBOLS = ("PIPE_A", "PIPE_B", "PIPE_C")
+PER_SYMBOL = 150
+
+
+def test_n_ticks_give_exactly_n_rows_in_order_and_a_replay_adds_none(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    topic, dlq = make_topic(4), make_topic(1)
+    producer = make_producer(kafka_settings)
+    ticks = [make_tick(symbol, n) for n in range(1, PER_SYMBOL + 1) for symbol in SYMBOLS]
+    produce_ticks(producer, topic, ticks)
+    flush_or_fail(producer, kafka_settings.bootstrap_servers)
+
+    settings = writer_settings(kafka_settings, cassandra_settings, topic, dlq)
+
+    def all_written() -> bool:
+        return all(len(row_sequences(cassandra_session, s)) == PER_SYMBOL for s in SYMBOLS)
+
+    lookup = make_consumer(kafka_settings, settings.group_id)
+    try:
+        with running(settings):
+            wait_for(all_written, 60, f"{len(ticks)} rows")
+            wait_for(lambda: caught_up(lookup, topic, 4), 30, "offsets committed to the end")
+        for symbol in SYMBOLS:
+            assert row_sequences(cassandra_session, symbol) == list(range(1, PER_SYMBOL + 1))
+
+        # Replay the whole topic with the replay tool: the same rows, no new ones.
+        resets = reset_group_to_time(
+            make_admin(kafka_settings),
+            lookup,
+            settings.group_id,
+            [topic],
+            datetime(2000, 1, 1, tzinfo=UTC),
+        )
+        assert {reset.new_offset for reset in resets} == {0}
+        assert set(committed(lookup, topic, 4).values()) == {0}
+        with running(settings):
+            wait_for(lambda: caught_up(lookup, topic, 4), 60, "the replay to reach the end")
+        for symbol in SYMBOLS:
+            assert row_sequences(cassandra_session, symbol) == list(range(1, PER_SYMBOL + 1))
+    finally:
+        lookup.close()
+
+
+def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    topic, dlq = make_topic(1), make_topic(1)
+    garbage = b"\xff\x01not a protobuf"
+    crossed = make_tick("DLQ_SYM", 2)
+    crossed.bid_micros = crossed.ask_micros + 1
+    producer = make_producer(kafka_settings)
+    producer.produce(
+        topic, value=make_tick("DLQ_SYM", 1).SerializeToString(), key=b"NASDAQ|DLQ_SYM"
+    )
+    producer.produce(topic, value=garbage, key=b"NASDAQ|DLQ_SYM", headers=[("trace", b"abc")])
+    producer.produce(topic, value=crossed.SerializeToString(), key=b"NASDAQ|DLQ_SYM")
+    producer.produce(
+        topic, value=make_tick("DLQ_SYM", 3).SerializeToString(), key=b"NASDAQ|DLQ_SYM"
+    )
+    flush_or_fail(producer, kafka_settings.bootstrap_servers)
+
+    with running(writer_settings(kafka_settings, cassandra_settings, topic, dlq)):
+        wait_for(
+            lambda: row_sequences(cassandra_session, "DLQ_SYM") == [1, 3], 30, "the two good rows"
+        )
+        reader = make_consumer(kafka_settings, f"{dlq}.reader")
+        reader.assign([TopicPartition(dlq, 0, OFFSET_BEGINNING)])
+        letters = consume_or_fail(reader, 2, kafka_settings.bootstrap_servers)
+        reader.close()
+
+    first, second = letters
+    assert first.value() == garbage
+    assert first.key() == b"NASDAQ|DLQ_SYM"
+    headers = dict(message_headers(first))
+    assert headers["trace"] == b"abc"  # the original headers travel along
+    assert headers["dlq.reason"] == b"undecodable"
+    assert headers["dlq.topic"] == topic.encode()
+    assert headers["dlq.partition"] == b"0"
+    assert headers["dlq.offset"] == b"1"
+    assert int(headers["dlq.time_ns"]) > 0
+    assert b"PriceUpdate" in headers["dlq.error"]
+    assert second.value() == crossed.SerializeToString()
+    assert dict(message_headers(second))["dlq.reason"] == b"invalid_tick:crossed_quote"
+
+    # `mdgw dlq replay` sends them back to where they came from, without the dlq.* headers.
+    before = end_offsets(make_consumer(kafka_settings, "x"), topic, 1)[0]
+    result = replay_dead_letters(
+        make_consumer(kafka_settings, f"{dlq}.replayer"),
+        make_producer(kafka_settings),
+        dlq,
+        limit=10,
+    )
+    assert result.replayed == 2
+    assert result.by_topic == {topic: 2}
+    back = make_consumer(kafka_settings, f"{topic}.check")
+    back.assign([TopicPartition(topic, 0, before)])
+    returned = consume_or_fail(back, 2, kafka_settings.bootstrap_servers)
+    back.close()
+    assert [m.value() for m in returned] == [garbage, crossed.SerializeToString()]
+    assert dict(message_headers(returned[0])) == {"trace": b"abc"}

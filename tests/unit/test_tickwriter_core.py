@@ -1,0 +1,124 @@
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from marketcore.ticks import Tick
+from tickwriter.batching import FlushPolicy, chunk_by_partition, commit_positions, should_flush
+from tickwriter.decode import decode_order_event, decode_tick, decode_trade
+from tickwriter.errors import RecordRejected
+from tickwriter.replay_time import parse_replay_time
+from tickwriter.rows import tick_discriminator, tick_row
+
+POLICY = FlushPolicy(max_records=200, max_wait_ms=50)
+
+
+def test_flush_when_full_when_old_or_when_nothing_more_waits() -> None:
+    assert not should_flush(POLICY, 0, 1000, drained=True)
+    assert should_flush(POLICY, 200, 0, drained=False)
+    assert should_flush(POLICY, 3, 50, drained=False)
+    assert should_flush(POLICY, 3, 1, drained=True)  # early flush at low load
+    assert not should_flush(POLICY, 3, 1, drained=False)
+
+
+@given(st.lists(st.tuples(st.sampled_from("ABC"), st.integers()), max_size=200), st.integers(1, 7))
+def test_chunks_keep_one_partition_each_in_arrival_order(
+    items: list[tuple[str, int]], size: int
+) -> None:
+    chunks = chunk_by_partition(items, lambda item: item[0], size)
+    assert all(0 < len(chunk) <= size for chunk in chunks)
+    assert all(len({item[0] for item in chunk}) == 1 for chunk in chunks)
+    for key in "ABC":
+        flattened = [item for chunk in chunks for item in chunk if item[0] == key]
+        assert flattened == [item for item in items if item[0] == key]
+
+
+def test_commit_position_is_one_past_the_highest_offset() -> None:
+    handled = [("t", 0, 5), ("t", 0, 7), ("t", 1, 2), ("u", 0, 0)]
+    assert commit_positions(handled) == {("t", 0): 8, ("t", 1): 3, ("u", 0): 1}
+
+
+def _tick(**fields: object) -> PriceUpdate:
+    base = {
+        "exchange": "NASDAQ",
+        "symbol": "AAPL",
+        "bid_micros": 1_000_000,
+        "ask_micros": 1_010_000,
+    }
+    return PriceUpdate(**{**base, "event_time_ns": 1_710_000_000_000_000_000, **fields})
+
+
+def test_same_tick_decodes_to_the_same_row() -> None:
+    payload = _tick(feed_handler_id="fh", feed_sequence=9).SerializeToString()
+    assert decode_tick(payload) == decode_tick(payload)
+
+
+def test_discriminator_prefers_the_feed_sequence_then_the_bytes() -> None:
+    with_sequence = Tick(
+        "X", "Y", last_micros=1, event_time_ns=1, feed_handler_id="fh", feed_sequence=3
+    )
+    assert tick_discriminator(with_sequence, b"bytes") == b"fh:3"
+    assert tick_discriminator(Tick("X", "Y", last_micros=1, event_time_ns=1), b"bytes") == b"bytes"
+
+
+def test_two_ticks_in_one_instant_get_two_rows() -> None:
+    first = tick_row(
+        Tick("X", "Y", last_micros=1, event_time_ns=5, feed_handler_id="f", feed_sequence=1), b""
+    )
+    second = tick_row(
+        Tick("X", "Y", last_micros=1, event_time_ns=5, feed_handler_id="f", feed_sequence=2), b""
+    )
+    assert first.tick_time != second.tick_time
+
+
+def test_trade_date_follows_the_venue_calendar() -> None:
+    # 03:30 UTC is the previous evening in New York
+    row = decode_tick(_tick(event_time_ns=1_710_473_400 * 10**9).SerializeToString())
+    assert row.trade_date == "2024-03-14"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (None, "empty_value"),
+        (b"", "empty_value"),
+        (b"\xff\xff\xff", "undecodable"),
+        (_tick(bid_micros=2_000_000).SerializeToString(), "invalid_tick:crossed_quote"),
+        (_tick(exchange="").SerializeToString(), "invalid_tick:missing_exchange"),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(payload: bytes | None, reason: str) -> None:
+    with pytest.raises(RecordRejected) as caught:
+        decode_tick(payload)
+    assert caught.value.reason == reason
+
+
+def test_trades_and_order_events_need_their_identity() -> None:
+    with pytest.raises(RecordRejected, match="missing execution_id"):
+        decode_trade(b"\x12\x02o1")  # order_id only
+    with pytest.raises(RecordRejected, match="event_sequence"):
+        decode_order_event(b"\x0a\x02o1")
+
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("15m", datetime(2026, 11, 22, 11, 45, tzinfo=UTC)),
+        ("2h", datetime(2026, 11, 22, 10, 0, tzinfo=UTC)),
+        ("2026-11-22T09:30:00", datetime(2026, 11, 22, 9, 30, tzinfo=UTC)),
+        ("2026-11-22T09:30:00+01:00", datetime(2026, 11, 22, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_replay_time_reads_iso_times_and_spans(text: str, expected: datetime) -> None:
+    assert parse_replay_time(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2027-01-01T00:00:00Z", "5 weeks"])
+def test_replay_time_refuses_nonsense_and_the_future(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a time|future"):
+        parse_replay_time(text, NOW)
