@@ -12,7 +12,6 @@ from pathlib import Path
 from mdgw.localinfra.errors import LocalInfraError
 from mdgw.localinfra.layout import ServerPaths
 
-
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
 

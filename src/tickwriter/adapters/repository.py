@@ -26,12 +26,13 @@ INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, bid_m
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_TRADE = """
-INSERT INTO {keyspace}.trade_executions (account_id, trade_date, execution_time, execution_id, order_id,
-    exchange, symbol, side, quantity_micros, price_micros, fees_micros, venue, payload)
+INSERT INTO {keyspace}.trade_executions (account_id, trade_date, execution_time, execution_id,
+    order_id, exchange, symbol, side, quantity_micros, price_micros, fees_micros, venue, payload)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_ORDER_EVENT = """
-INSERT INTO {keyspace}.event_store (entity_type, entity_id, event_sequence, event_time, event_type, payload)
+INSERT INTO {keyspace}.event_store (entity_type, entity_id, event_sequence, event_time,
+    event_type, payload)
 VALUES (?, ?, ?, ?, ?, ?)
 """
 
