@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from cassandra.cluster import Session
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from financial.marketdata.v1.common_pb2 import OrderStatus, Side
+from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate
 from marketinfra.kafka import make_admin, make_consumer, make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import consume_or_fail, flush_or_fail
 from tests.integration.tickwriter_support import (
+    BASE_EVENT_NS,
     caught_up,
     committed,
     end_offsets,
@@ -132,3 +135,76 @@ def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(
     back.close()
     assert [m.value() for m in returned] == [garbage, crossed.SerializeToString()]
     assert dict(message_headers(returned[0])) == {"trace": b"abc"}
+
+
+def test_trades_and_order_events_are_stored_once_even_when_sent_twice(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    trades_topic, orders_topic, dlq = make_topic(2), make_topic(2), make_topic(1)
+    fills = [
+        ExecutionReport(
+            execution_id=f"exec-{n}",
+            order_id="ord-1",
+            account_id="ACC-TW",
+            symbol="AAPL",
+            exchange="NASDAQ",
+            side=Side.SIDE_BUY,
+            fill_price_micros=189_500_000,
+            fill_quantity_micros=10_000_000,
+            execution_time_ns=BASE_EVENT_NS + n,
+            venue="SIM",
+        )
+        for n in (1, 2)
+    ]
+    events = [
+        OrderStatusUpdate(
+            order_id="ord-1",
+            status=status,
+            event_sequence=sequence,
+            account_id="ACC-TW",
+            event_time_ns=BASE_EVENT_NS + sequence,
+        )
+        for sequence, status in enumerate(
+            (
+                OrderStatus.ORDER_STATUS_NEW,
+                OrderStatus.ORDER_STATUS_PARTIALLY_FILLED,
+                OrderStatus.ORDER_STATUS_FILLED,
+            ),
+            start=1,
+        )
+    ]
+    producer = make_producer(kafka_settings)
+    for fill in [*fills, fills[0]]:  # the first fill is delivered twice
+        producer.produce(trades_topic, value=fill.SerializeToString(), key=b"ACC-TW")
+    for event in [*events, events[1]]:
+        producer.produce(orders_topic, value=event.SerializeToString(), key=b"ord-1")
+    flush_or_fail(producer, kafka_settings.bootstrap_servers)
+
+    settings = writer_settings(
+        kafka_settings, cassandra_settings, "unused", dlq,
+        trades_topic=trades_topic, orders_topic=orders_topic, consume="trades,orders",
+    )  # fmt: skip
+
+    def stored() -> tuple[list[str], list[int]]:
+        trades = cassandra_session.execute(
+            "SELECT execution_id FROM trade_executions "
+            "WHERE account_id = 'ACC-TW' AND trade_date = '2025-11-22'"
+        )
+        history = cassandra_session.execute(
+            "SELECT event_sequence, event_type FROM event_store "
+            "WHERE entity_type = 'order' AND entity_id = 'ord-1'"
+        )
+        return sorted(row.execution_id for row in trades), [row.event_sequence for row in history]
+
+    lookup = make_consumer(kafka_settings, settings.group_id)
+    with running(settings):
+        wait_for(
+            lambda: caught_up(lookup, trades_topic, 2) and caught_up(lookup, orders_topic, 2),
+            30,
+            "both topics",
+        )
+    lookup.close()
+    assert stored() == (["exec-1", "exec-2"], [1, 2, 3])

@@ -29,18 +29,18 @@ def writer_settings(
     dlq_topic: str,
     **extra: object,
 ) -> TickWriterSettings:
-    return TickWriterSettings(
-        kafka=kafka,
-        cassandra=cassandra,
-        ticks_topic=ticks_topic,
-        dlq_topic=dlq_topic,
-        group_id=f"tickwriter-test-{uuid.uuid4().hex[:8]}",
-        consume="ticks",
-        grpc_port=0,
-        retry_base_s=0.2,
-        retry_cap_s=1.0,
-        **extra,
-    )
+    fields: dict[str, object] = {
+        "kafka": kafka,
+        "cassandra": cassandra,
+        "ticks_topic": ticks_topic,
+        "dlq_topic": dlq_topic,
+        "group_id": f"tickwriter-test-{uuid.uuid4().hex[:8]}",
+        "consume": "ticks",
+        "grpc_port": 0,
+        "retry_base_s": 0.2,
+        "retry_cap_s": 1.0,
+    }
+    return TickWriterSettings(**{**fields, **extra})
 
 
 @contextmanager
