@@ -10,7 +10,7 @@ librdkafka's own log lines go through stdlib logging (and so structlog).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -23,7 +23,8 @@ from marketinfra.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 _librdkafka_logger = logging.getLogger("librdkafka")
 
-ConfigValue = str | int | float | bool
+# callbacks (on_commit, error_cb, stats_cb) and a logging.Logger are valid librdkafka config too
+ConfigValue = str | int | float | bool | Callable[..., None] | logging.Logger
 KafkaConfig = dict[str, Any]
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from mdgw.commands import schema, topics
+from mdgw.commands import bench, schema, topics
 from mdgw.localinfra import LocalInfraError, register_cli
 from tickwriter import cli as tickwriter_cli
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.register(subparsers)
     topics.register(subparsers)
     tickwriter_cli.register(subparsers)
+    bench.register(subparsers)
     return parser
 
 

@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -25,7 +26,7 @@ from tickwriter.adapters.repository import CassandraRowWriter
 from tickwriter.batching import FlushPolicy
 from tickwriter.config import TickWriterSettings
 from tickwriter.decode import decode_order_event, decode_tick, decode_trade
-from tickwriter.pipeline import Decoder, TickPipeline
+from tickwriter.pipeline import CommitTimer, Decoder, TickPipeline
 from tickwriter.service import TickWriterServicer
 
 log = structlog.get_logger(__name__)
@@ -50,8 +51,10 @@ def build(settings: TickWriterSettings) -> TickWriter:
     writer = CassandraRowWriter(
         session, settings.cassandra.keyspace, settings.rows_per_batch, settings.max_in_flight
     )
-    overrides: dict[str, str | int | float | bool] = {
-        "session.timeout.ms": settings.session_timeout_ms
+    commit_timer = CommitTimer()
+    overrides: dict[str, Any] = {
+        "session.timeout.ms": settings.session_timeout_ms,
+        "on_commit": commit_timer.on_commit,
     }
     if settings.group_instance_id:
         overrides["group.instance.id"] = settings.group_instance_id
@@ -65,6 +68,7 @@ def build(settings: TickWriterSettings) -> TickWriter:
         decoders,
         FlushPolicy(settings.flush_max_records, settings.flush_max_wait_ms),
         BackoffPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
+        commit_timer,
     )
     return TickWriter(settings, cluster, writer, pipeline)
 

@@ -28,6 +28,22 @@ Decoder = Callable[[bytes | None], Row]
 _IDLE_POLL_S = 0.2  # how often an idle loop looks at the stop flag
 
 
+class CommitTimer:
+    """Times offset commits, including the ones not waited for (librdkafka's on_commit)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+
+    def started(self) -> None:
+        self._started = time.perf_counter()
+
+    def on_commit(self, error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        if error is not None:
+            log.warning("commit_failed", error=str(error))
+        elif self._started:
+            metrics.COMMIT_LATENCY.observe(time.perf_counter() - self._started)
+
+
 @dataclass
 class _Pending:
     messages: list[Message] = field(default_factory=list)
@@ -43,7 +59,9 @@ class TickPipeline:
         decoders: Mapping[str, Decoder],
         policy: FlushPolicy,
         retry: BackoffPolicy,
+        commit_timer: CommitTimer | None = None,
     ) -> None:
+        self._commit_timer = commit_timer or CommitTimer()
         self._consumer = consumer
         self._writer = writer
         self._dead_letters = dead_letters
@@ -74,7 +92,7 @@ class TickPipeline:
             while not self._stop.is_set():
                 self._poll_once()
             if self._pending.messages:
-                self._flush()  # a clean stop writes what it has (and commits it)
+                self._flush(wait_for_commit=True)  # a clean stop writes and commits what it has
         except Exception as exc:
             # Nothing unwritten was committed; the process exits non-zero and is restarted.
             self.crashed = exc
@@ -117,7 +135,7 @@ class TickPipeline:
                 log.warning("kafka_consume_error", error=str(error))
         return accepted
 
-    def _flush(self) -> None:
+    def _flush(self, *, wait_for_commit: bool = False) -> None:
         messages = self._pending.messages
         self._pending = _Pending()
         rows: list[Row] = []
@@ -139,7 +157,7 @@ class TickPipeline:
             self._flushing = False
             self._resume()
         metrics.FLUSH_SIZE.observe(len(messages))
-        self._commit(messages)
+        self._commit(messages, wait=wait_for_commit)
         self.flushes += 1
         if self._held:
             held, self._held = self._held, []
@@ -175,7 +193,10 @@ class TickPipeline:
             else:
                 return True
 
-    def _commit(self, messages: list[Message]) -> None:
+    def _commit(self, messages: list[Message], *, wait: bool) -> None:
+        """Commit after the rows are written. In steady state the commit is not waited for (a
+        lost one is covered by the next, or costs a harmless rewrite); before partitions are
+        handed over or the process stops it is."""
         positions = commit_positions(
             [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
         )
@@ -186,14 +207,16 @@ class TickPipeline:
         ]
         if not offsets:
             return
-        started = time.perf_counter()
+        self._commit_timer.started()
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            if wait:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # Not fatal: the rows are written; the records will be read and rewritten once more.
             log.warning("commit_failed", error=str(exc))
             return
-        metrics.COMMIT_LATENCY.observe(time.perf_counter() - started)
         newest_ms = max((m.timestamp()[1] for m in messages), default=0)
         if newest_ms > 0:
             metrics.SECONDS_BEHIND.set(max(0.0, time.time() - newest_ms / 1000))
@@ -237,7 +260,8 @@ class TickPipeline:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         if self._pending.messages and not self._flushing:
-            self._flush()  # hand over cleanly: written and committed before the partitions go
+            # hand over cleanly: written and committed before the partitions go
+            self._flush(wait_for_commit=True)
         self._assigned -= revoked
         self._drop_pending(revoked)
         log.info("partitions_revoked", count=len(partitions), total=len(self._assigned))

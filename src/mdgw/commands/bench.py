@@ -1,0 +1,15 @@
+"""``mdgw bench <part>``: each benchmark prints its figure beside a raw-library ceiling
+measured in the same run, and the machine it ran on."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tickwriter import bench as tickwriter_bench
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks against the real servers")
+    parts = parser.add_subparsers(dest="part", metavar="PART", required=True)
+    tickwriter_bench.register(parts)

@@ -1,0 +1,213 @@
+"""``mdgw bench tickwriter``: Kafka -> Cassandra throughput and produce-to-written latency,
+beside a raw cassandra-driver loop writing the same rows with the same batching.
+
+Runs against the servers of `mdgw infra up`, in a topic and keyspace of its own (dropped after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra.cluster import Session
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from marketcore.instruments import InstrumentKey
+from marketinfra.cassandra import connect
+from marketinfra.kafka import make_admin, make_consumer, make_producer
+from marketinfra.schema import apply_schema
+from mdgw.machine import describe_machine
+from tickwriter.adapters.repository import CassandraRowWriter, Row
+from tickwriter.app import build
+from tickwriter.config import TickWriterSettings
+from tickwriter.decode import decode_tick
+
+_PARTITIONS = 8
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("tickwriter", help="Kafka -> Cassandra throughput and latency")
+    parser.add_argument("--ticks", type=int, default=20_000, help="ticks for the throughput run")
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--rate", type=int, default=500, help="ticks/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.set_defaults(handler=run)
+
+
+def _ticks(count: int, symbols: int, start_sequence: int = 1) -> list[PriceUpdate]:
+    base_ns = time.time_ns()
+    return [
+        PriceUpdate(
+            exchange="BENCH",
+            symbol=f"SYM{n % symbols:04d}",
+            bid_micros=100_000_000 + n % 1000,
+            ask_micros=100_010_000 + n % 1000,
+            last_micros=100_005_000,
+            event_time_ns=base_ns + n * 1000,
+            received_time_ns=base_ns + n * 1000,
+            feed_handler_id="bench",
+            feed_sequence=n,
+        )
+        for n in range(start_sequence, start_sequence + count)
+    ]
+
+
+def _raw_rows_per_s(
+    writer_session: Session, keyspace: str, rows: Sequence[Row], settings: TickWriterSettings
+) -> float:
+    """The ceiling: same rows, batching and concurrency; no Kafka, no decoding."""
+    writer = CassandraRowWriter(
+        writer_session, keyspace, settings.rows_per_batch, settings.max_in_flight
+    )
+    started = time.perf_counter()
+    for i in range(0, len(rows), settings.flush_max_records):
+        writer.write(rows[i : i + settings.flush_max_records])
+    return len(rows) / (time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> int:
+    suffix = uuid.uuid4().hex[:8]
+    base = TickWriterSettings()
+    topic = f"bench.ticks.{suffix}"
+    keyspace = f"bench_{suffix}"
+    cassandra = base.cassandra.model_copy(update={"keyspace": keyspace})
+    settings = base.model_copy(
+        update={
+            "cassandra": cassandra,
+            "ticks_topic": topic,
+            "dlq_topic": f"{topic}.dlq",
+            "group_id": f"bench-{suffix}",
+            "consume": "ticks",
+            "grpc_port": 0,
+        }
+    )
+    admin = make_admin(base.kafka)
+    for name in (topic, f"{topic}.dlq"):
+        admin.create_topics([NewTopic(name, num_partitions=_PARTITIONS, replication_factor=1)])[
+            name
+        ].result(30)
+    cluster, session = connect(cassandra, use_keyspace=False)
+    apply_schema(session, cassandra)
+    print(f"machine: {describe_machine()}")
+    try:
+        throughput, raw = _throughput(settings, session, keyspace, args)
+        p50, p99, count = _latency(settings, args)
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        cluster.shutdown()
+        for future in admin.delete_topics([topic, f"{topic}.dlq"]).values():
+            future.result(30)
+    print(f"throughput  tickwriter {throughput:10,.0f} ticks/s  (Kafka -> Cassandra, committed)")
+    print(f"            raw driver {raw:10,.0f} rows/s   (same rows and batching, no Kafka)")
+    print(f"            ratio      {throughput / raw:10.0%}")
+    print(
+        f"latency     {count} ticks at {args.rate}/s: produce -> written "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    )
+    return 0
+
+
+def _throughput(
+    settings: TickWriterSettings, session: Session, keyspace: str, args: argparse.Namespace
+) -> tuple[float, float]:
+    ticks = _ticks(args.ticks, args.symbols)
+    producer = make_producer(settings.kafka)
+    for tick in ticks:
+        producer.produce(
+            settings.ticks_topic,
+            value=tick.SerializeToString(),
+            key=InstrumentKey(tick.exchange, tick.symbol).kafka_key(),
+        )
+        producer.poll(0)
+    producer.flush(60)
+    raw = _raw_rows_per_s(
+        session, keyspace, [decode_tick(t.SerializeToString()) for t in ticks], settings
+    )
+    app = build(settings)
+    lookup = make_consumer(settings.kafka, settings.group_id)
+    ends = [
+        lookup.get_watermark_offsets(TopicPartition(settings.ticks_topic, p), timeout=10)[1]
+        for p in range(_PARTITIONS)
+    ]
+    worker = threading.Thread(target=app.pipeline.run, daemon=True)
+    started = time.perf_counter()
+    worker.start()
+    try:
+        while True:
+            done = lookup.committed(
+                [TopicPartition(settings.ticks_topic, p) for p in range(_PARTITIONS)], timeout=10
+            )
+            if all(end == 0 or tp.offset == end for tp, end in zip(done, ends, strict=True)):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        app.pipeline.stop()
+        worker.join(30)
+        app.cluster.shutdown()
+        lookup.close()
+    return args.ticks / elapsed, raw
+
+
+def _latency(settings: TickWriterSettings, args: argparse.Namespace) -> tuple[float, float, int]:
+    """Produce at a moderate rate and time each tick from produce() to its row's write ack."""
+    settings = settings.model_copy(update={"group_id": f"{settings.group_id}-latency"})
+    count = int(args.rate * args.seconds)
+    ticks = _ticks(count, args.symbols, start_sequence=10_000_000)
+    sent_at: dict[int, int] = {}
+    written_at: dict[int, int] = {}
+    app = build(settings)
+    original_write = app.writer.write
+
+    def timed_write(rows: Sequence[Row]) -> float:
+        elapsed = original_write(rows)
+        now = time.perf_counter_ns()
+        for row in rows:
+            written_at[row.tick.feed_sequence] = now  # type: ignore[union-attr]  # ticks only here
+        return elapsed
+
+    app.writer.write = timed_write  # type: ignore[method-assign]  # instrumenting the benchmark only
+    worker = threading.Thread(target=app.pipeline.run, daemon=True)
+    worker.start()
+    time.sleep(3)  # let the group settle before the clock starts
+    producer = make_producer(settings.kafka)
+    # warm up: metadata and the idempotent producer id, so the first ticks measure the writer
+    producer.produce(
+        settings.ticks_topic, value=_ticks(1, 1, start_sequence=1)[0].SerializeToString()
+    )
+    producer.flush(30)
+    interval = 1 / args.rate
+    next_send = time.perf_counter()
+    for tick in ticks:
+        delay = next_send - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        sent_at[tick.feed_sequence] = time.perf_counter_ns()
+        producer.produce(
+            settings.ticks_topic,
+            value=tick.SerializeToString(),
+            key=InstrumentKey(tick.exchange, tick.symbol).kafka_key(),
+        )
+        producer.poll(0)
+        next_send += interval
+    producer.flush(30)
+    deadline = time.monotonic() + 30
+    while len(written_at) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    app.pipeline.stop()
+    worker.join(30)
+    app.cluster.shutdown()
+    latencies_ms = sorted(
+        (written_at[seq] - sent) / 1e6 for seq, sent in sent_at.items() if seq in written_at
+    )
+    if not latencies_ms:
+        return float("nan"), float("nan"), 0
+    p99 = latencies_ms[min(len(latencies_ms) - 1, int(len(latencies_ms) * 0.99))]
+    return statistics.median(latencies_ms), p99, len(latencies_ms)
