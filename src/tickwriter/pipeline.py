@@ -253,6 +253,7 @@ class TickPipeline:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._writer.daily_bars.forget()  # another writer may have updated these instruments
         if self._paused:
             consumer.pause(partitions)
         log.info("partitions_assigned", count=len(partitions), total=len(self._assigned))
@@ -264,6 +265,7 @@ class TickPipeline:
             self._flush(wait_for_commit=True)
         self._assigned -= revoked
         self._drop_pending(revoked)
+        self._writer.daily_bars.forget()
         log.info("partitions_revoked", count=len(partitions), total=len(self._assigned))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -271,6 +273,7 @@ class TickPipeline:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= lost
         self._drop_pending(lost)
+        self._writer.daily_bars.forget()
         log.warning("partitions_lost", count=len(partitions))
 
     def _drop_pending(self, gone: set[tuple[str, int]]) -> None:

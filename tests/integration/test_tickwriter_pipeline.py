@@ -56,6 +56,7 @@ def test_n_ticks_give_exactly_n_rows_in_order_and_a_replay_adds_none(
             wait_for(lambda: caught_up(lookup, topic, 4), 30, "offsets committed to the end")
         for symbol in SYMBOLS:
             assert row_sequences(cassandra_session, symbol) == list(range(1, PER_SYMBOL + 1))
+        assert _daily_bar(cassandra_session, "PIPE_A") == EXPECTED_BAR
 
         # Replay the whole topic with the replay tool: the same rows, no new ones.
         resets = reset_group_to_time(
@@ -71,8 +72,22 @@ def test_n_ticks_give_exactly_n_rows_in_order_and_a_replay_adds_none(
             wait_for(lambda: caught_up(lookup, topic, 4), 60, "the replay to reach the end")
         for symbol in SYMBOLS:
             assert row_sequences(cassandra_session, symbol) == list(range(1, PER_SYMBOL + 1))
+        assert _daily_bar(cassandra_session, "PIPE_A") == EXPECTED_BAR  # a replay changes nothing
     finally:
         lookup.close()
+
+
+# make_tick(n) trades at 100.005000 + n micros: open at n=1, close and high at n=PER_SYMBOL
+EXPECTED_BAR = (100_005_001, 100_005_000 + PER_SYMBOL, 100_005_001, 100_005_000 + PER_SYMBOL)
+
+
+def _daily_bar(session: Session, symbol: str) -> tuple[int, int, int, int]:
+    row = session.execute(
+        "SELECT open_micros, high_micros, low_micros, close_micros FROM daily_bars "
+        "WHERE exchange = 'NASDAQ' AND symbol = %s AND trade_date = '2025-11-22'",
+        (symbol,),
+    ).one()
+    return (row.open_micros, row.high_micros, row.low_micros, row.close_micros)
 
 
 def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(

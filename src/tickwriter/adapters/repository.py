@@ -13,6 +13,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from marketinfra.cassandra import Consistency, prepare
 from tickwriter import metrics
+from tickwriter.adapters.daily_bar_store import DailyBarStore
 from tickwriter.batching import chunk_by_partition
 from tickwriter.errors import WriteFailed
 from tickwriter.rows import OrderEventRow, TickRow, TradeRow
@@ -57,6 +58,7 @@ class CassandraRowWriter:
             for cql in (_INSERT_TICK, _INSERT_TRADE, _INSERT_ORDER_EVENT)
         )
         self._session = session
+        self.daily_bars = DailyBarStore(session, keyspace, max_in_flight)
         self._rows_per_batch = rows_per_batch
         self._max_in_flight = max_in_flight
         self._statements: dict[type, tuple[PreparedStatement, Consistency]] = {
@@ -107,6 +109,11 @@ class CassandraRowWriter:
         for success, outcome in results:
             if not success:
                 raise self._failed(outcome) from outcome
+        ticks = [row for row in rows if isinstance(row, TickRow)]
+        try:
+            self.daily_bars.update(ticks)  # after the ticks: a bar never runs ahead of its rows
+        except DriverException as exc:
+            raise self._failed(exc) from exc
         elapsed = time.perf_counter() - started
         metrics.WRITE_LATENCY.observe(elapsed)
         for table, count in counts.items():
