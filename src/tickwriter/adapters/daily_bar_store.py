@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import PreparedStatement
 
 from marketinfra.cassandra import Consistency, prepare
 from tickwriter.daily_bars import BarKey, DailyBar, fold, merge
@@ -45,11 +46,13 @@ class DailyBarStore:
     def forget(self) -> None:
         self._cache.clear()
 
-    def update(self, rows: Sequence[TickRow]) -> None:
-        """Raise the driver's error when Cassandra fails; the caller retries the whole flush."""
+    def upserts(
+        self, rows: Sequence[TickRow]
+    ) -> tuple[list[tuple[PreparedStatement, tuple[object, ...]]], dict[BarKey, DailyBar]]:
+        """The upserts that bring the bars touched by ``rows`` up to date, and the bars they
+        write; pass those to ``remember`` once the writes succeeded. Reads Cassandra only for
+        bars not cached (raises the driver's error if that read fails)."""
         fresh = fold(rows)
-        if not fresh:
-            return
         missing = [key for key in fresh if key not in self._cache]
         if missing:
             results = execute_concurrent_with_args(
@@ -61,16 +64,13 @@ class DailyBarStore:
                 if row is not None:
                     self._cache[key] = DailyBar(*key, *row)
         merged = {key: merge(self._cache.get(key), bar) for key, bar in fresh.items()}
-        execute_concurrent_with_args(
-            self._session,
-            self._upsert,
-            [(*bar.key, *_values(bar)) for bar in merged.values()],
-            concurrency=self._max_in_flight,
-            raise_on_first_error=True,
-        )
+        statements = [(self._upsert, (*bar.key, *_values(bar))) for bar in merged.values()]
+        return statements, merged
+
+    def remember(self, written: dict[BarKey, DailyBar]) -> None:
         if len(self._cache) > _MAX_CACHED:
             self._cache.clear()
-        self._cache.update(merged)
+        self._cache.update(written)
 
 
 def _values(bar: DailyBar) -> tuple[int, ...]:

@@ -87,7 +87,7 @@ class CassandraRowWriter:
         if not rows:
             return 0.0
         started = time.perf_counter()
-        batches: list[tuple[BatchStatement, tuple[()]]] = []
+        batches: list[tuple[BatchStatement | PreparedStatement, tuple[object, ...]]] = []
         counts: dict[str, int] = {}
         for chunk in chunk_by_partition(rows, _partition_key, self._rows_per_batch):
             row_type = type(chunk[0])
@@ -101,19 +101,23 @@ class CassandraRowWriter:
             table = self._tables[row_type]
             counts[table] = counts.get(table, 0) + len(chunk)
         try:
+            # Bars go in the same concurrent round as the rows. If a bar lands and its rows do
+            # not, the flush is retried until they do, so the bar is ahead only transiently.
+            bar_upserts, bars = self.daily_bars.upserts(
+                [row for row in rows if isinstance(row, TickRow)]
+            )
             results = execute_concurrent(
-                self._session, batches, concurrency=self._max_in_flight, raise_on_first_error=False
+                self._session,
+                [*batches, *bar_upserts],
+                concurrency=self._max_in_flight,
+                raise_on_first_error=False,
             )
         except DriverException as exc:
             raise self._failed(exc) from exc
         for success, outcome in results:
             if not success:
                 raise self._failed(outcome) from outcome
-        ticks = [row for row in rows if isinstance(row, TickRow)]
-        try:
-            self.daily_bars.update(ticks)  # after the ticks: a bar never runs ahead of its rows
-        except DriverException as exc:
-            raise self._failed(exc) from exc
+        self.daily_bars.remember(bars)
         elapsed = time.perf_counter() - started
         metrics.WRITE_LATENCY.observe(elapsed)
         for table, count in counts.items():
