@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from mdgw.commands import bench, schema, topics
+from mdgw.commands import bench, k8s_topics, schema, topics
 from mdgw.localinfra import LocalInfraError, register_cli
 from tickwriter import cli as tickwriter_cli
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_cli(subparsers)
     schema.register(subparsers)
     topics.register(subparsers)
+    k8s_topics.register(subparsers)
     tickwriter_cli.register(subparsers)
     bench.register(subparsers)
     return parser
