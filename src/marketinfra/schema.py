@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cassandra import DriverException
-from cassandra.cluster import Session
+from cassandra.cluster import NoHostAvailable, Session
 
 from marketinfra.errors import SchemaApplyError
 from marketinfra.settings import CassandraSettings
@@ -82,6 +82,6 @@ def apply_schema(session: Session, settings: CassandraSettings) -> list[AppliedS
 def _run(session: Session, source: str, statement: str) -> AppliedStatement:
     try:
         session.execute(statement, timeout=60)
-    except DriverException as exc:
+    except (DriverException, NoHostAvailable) as exc:  # NoHostAvailable is not a DriverException
         raise SchemaApplyError(source, statement, str(exc)) from exc
     return AppliedStatement(source, statement)

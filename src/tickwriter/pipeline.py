@@ -80,6 +80,10 @@ class TickPipeline:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def assigned_partitions(self) -> int:
+        return len(self._assigned)
+
     def run(self) -> None:
         self._consumer.subscribe(
             list(self._decoders),

@@ -223,3 +223,42 @@ def test_trades_and_order_events_are_stored_once_even_when_sent_twice(
         )
     lookup.close()
     assert stored() == (["exec-1", "exec-2"], [1, 2, 3])
+
+
+def test_rebalances_between_two_writers_lose_nothing(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    """A second writer joins mid-stream (partitions move to it), then the first leaves (they
+    move back): every tick is stored once and the group ends committed to the end."""
+    topic, dlq = make_topic(4), make_topic(1)
+    symbols = [f"REB_{n}" for n in range(8)]
+    producer = make_producer(kafka_settings)
+    settings = writer_settings(kafka_settings, cassandra_settings, topic, dlq)
+    lookup = make_consumer(kafka_settings, settings.group_id)
+    sent = 0
+
+    def produce_round(count: int) -> None:
+        nonlocal sent
+        ticks = [make_tick(s, n) for n in range(sent + 1, sent + count + 1) for s in symbols]
+        produce_ticks(producer, topic, ticks)
+        flush_or_fail(producer, kafka_settings.bootstrap_servers)
+        sent += count
+
+    try:
+        with running(settings) as first:
+            produce_round(50)
+            wait_for(lambda: first.pipeline.flushes > 0, 30, "the first writer to write")
+            with running(settings) as second:
+                wait_for(lambda: second.pipeline.assigned_partitions > 0, 30, "the rebalance")
+                produce_round(50)
+                wait_for(lambda: second.pipeline.flushes > 0, 30, "the second writer to write")
+                assert first.pipeline.assigned_partitions + second.pipeline.assigned_partitions == 4
+            produce_round(50)  # the second writer left: all partitions are the first's again
+            wait_for(lambda: caught_up(lookup, topic, 4), 60, "the group to reach the end")
+    finally:
+        lookup.close()
+    for symbol in symbols:
+        assert row_sequences(cassandra_session, symbol) == list(range(1, sent + 1))

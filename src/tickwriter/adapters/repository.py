@@ -38,6 +38,10 @@ VALUES (?, ?, ?, ?, ?, ?)
 """
 
 
+# NoHostAvailable (every node down) is not a DriverException in cassandra-driver.
+CASSANDRA_ERRORS = (DriverException, NoHostAvailable)
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, NoHostAvailable | Unavailable):
         return "unavailable"
@@ -112,7 +116,7 @@ class CassandraRowWriter:
                 concurrency=self._max_in_flight,
                 raise_on_first_error=False,
             )
-        except DriverException as exc:
+        except CASSANDRA_ERRORS as exc:
             raise self._failed(exc) from exc
         for success, outcome in results:
             if not success:
