@@ -8,10 +8,7 @@ never stale).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from enum import Enum
-from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
@@ -84,31 +81,3 @@ def prepare(session: Session, cql: str, consistency: Consistency) -> PreparedSta
     statement: PreparedStatement = session.prepare(cql)
     statement.consistency_level = consistency.value
     return statement
-
-
-async def execute_async(
-    session: Session, statement: PreparedStatement, values: Sequence[Any]
-) -> list[Any]:
-    """Run a statement from asyncio without blocking the loop; returns the first page of rows."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[list[Any]] = loop.create_future()
-
-    def on_rows(rows: list[Any] | None) -> None:
-        loop.call_soon_threadsafe(_settle, done, list(rows or []), None)
-
-    def on_error(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(_settle, done, [], exc)
-
-    session.execute_async(statement, values).add_callbacks(on_rows, on_error)
-    return await done
-
-
-def _settle(
-    future: asyncio.Future[list[Any]], rows: list[Any], error: BaseException | None
-) -> None:
-    if future.done():  # the awaiting task was cancelled meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(rows)
