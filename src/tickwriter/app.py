@@ -69,6 +69,7 @@ def build(settings: TickWriterSettings) -> TickWriter:
         FlushPolicy(settings.flush_max_records, settings.flush_max_wait_ms),
         BackoffPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
         commit_timer,
+        checkpoint_interval_s=settings.checkpoint_interval_ms / 1000,
     )
     return TickWriter(settings, cluster, writer, pipeline)
 

@@ -194,8 +194,8 @@ def _latency(settings: TickWriterSettings, args: argparse.Namespace) -> tuple[fl
     app = build(settings)
     original_write = app.writer.write
 
-    def timed_write(rows: Sequence[Row]) -> float:
-        elapsed = original_write(rows)
+    def timed_write(rows: Sequence[Row], *, bars_now: bool = True) -> float:
+        elapsed = original_write(rows, bars_now=bars_now)
         now = time.perf_counter_ns()
         for row in rows:
             written_at[row.tick.feed_sequence] = now  # type: ignore[union-attr]  # ticks only here

@@ -30,6 +30,9 @@ class TickWriterSettings(CommonSettings):
     # mutation stage; small ones spread over its threads); 1-2 rows pay per-request overhead.
     rows_per_batch: int = Field(default=8, ge=1)
     max_in_flight: int = Field(default=32, ge=1)
+    # Checkpoint (upsert the day's bars, then commit offsets) at most this often. Rows are
+    # written every flush; a crash re-reads at most this much, and rewriting is idempotent.
+    checkpoint_interval_ms: float = Field(default=250.0, ge=0)
     retry_base_s: float = Field(default=0.2, gt=0)
     retry_cap_s: float = Field(default=5.0, gt=0)
     # TickWriterService (internal gRPC); port 0 turns it off.

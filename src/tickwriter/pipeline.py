@@ -60,7 +60,11 @@ class TickPipeline:
         policy: FlushPolicy,
         retry: BackoffPolicy,
         commit_timer: CommitTimer | None = None,
+        checkpoint_interval_s: float = 0.25,
     ) -> None:
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._uncommitted: dict[tuple[str, int], int] = {}  # written, not yet committed
+        self._last_checkpoint = time.monotonic()
         self._commit_timer = commit_timer or CommitTimer()
         self._consumer = consumer
         self._writer = writer
@@ -96,7 +100,8 @@ class TickPipeline:
             while not self._stop.is_set():
                 self._poll_once()
             if self._pending.messages:
-                self._flush(wait_for_commit=True)  # a clean stop writes and commits what it has
+                self._flush()
+            self._checkpoint(wait=True)  # a clean stop writes and commits what it has
         except Exception as exc:
             # Nothing unwritten was committed; the process exits non-zero and is restarted.
             self.crashed = exc
@@ -128,6 +133,10 @@ class TickPipeline:
         waited_ms = (time.monotonic() - pending.first_at) * 1000 if pending.messages else 0.0
         if should_flush(self._policy, len(pending.messages), waited_ms, drained=len(batch) < want):
             self._flush()
+        if self._uncommitted and (
+            time.monotonic() - self._last_checkpoint >= self._checkpoint_interval_s
+        ):
+            self._checkpoint(wait=False)
 
     def _accept(self, batch: list[Message]) -> list[Message]:
         accepted = []
@@ -139,7 +148,9 @@ class TickPipeline:
                 log.warning("kafka_consume_error", error=str(error))
         return accepted
 
-    def _flush(self, *, wait_for_commit: bool = False) -> None:
+    def _flush(self) -> None:
+        """Write the pending records (rows, or dead letters); their offsets become committable
+        at the next checkpoint."""
         messages = self._pending.messages
         self._pending = _Pending()
         rows: list[Row] = []
@@ -151,7 +162,9 @@ class TickPipeline:
                 letters.append(DeadLetter(message, exc.reason, str(exc)))
         self._flushing = True
         try:
-            if not self._retry_until_done(lambda: self._writer.write(rows), "write"):
+            if not self._retry_until_done(
+                lambda: self._writer.write(rows, bars_now=False), "write"
+            ):
                 return  # stopping: nothing is committed, the records will be read again
             if not self._retry_until_done(
                 lambda: self._dead_letters.publish(letters, time.time_ns()), "dead_letter"
@@ -161,7 +174,11 @@ class TickPipeline:
             self._flushing = False
             self._resume()
         metrics.FLUSH_SIZE.observe(len(messages))
-        self._commit(messages, wait=wait_for_commit)
+        for key, offset in commit_positions(
+            [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
+        ).items():
+            self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
+        self._observe(messages)
         self.flushes += 1
         if self._held:
             held, self._held = self._held, []
@@ -197,20 +214,31 @@ class TickPipeline:
             else:
                 return True
 
-    def _commit(self, messages: list[Message], *, wait: bool) -> None:
-        """Commit after the rows are written. In steady state the commit is not waited for (a
-        lost one is covered by the next, or costs a harmless rewrite); before partitions are
-        handed over or the process stops it is."""
-        positions = commit_positions(
-            [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
-        )
+    def _checkpoint(self, *, wait: bool) -> None:
+        """Upsert the staged day bars, then commit everything written. Both only after the rows
+        are in Cassandra: committed offsets never pass written rows."""
+        if not self._uncommitted:
+            return
+        self._flushing = True
+        try:
+            if not self._retry_until_done(self._writer.write_staged_bars, "daily_bars"):
+                return
+        finally:
+            self._flushing = False
+            self._resume()
         offsets = [
             TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in positions.items()
+            for (topic, partition), offset in self._uncommitted.items()
             if (topic, partition) in self._assigned  # a revoked partition is the new owner's
         ]
-        if not offsets:
-            return
+        self._uncommitted.clear()
+        self._last_checkpoint = time.monotonic()
+        if offsets:
+            self._commit(offsets, wait=wait)
+
+    def _commit(self, offsets: list[TopicPartition], *, wait: bool) -> None:
+        """In steady state the commit is not waited for (a lost one is covered by the next, or
+        costs a harmless rewrite); before partitions are handed over or on stop it is."""
         self._commit_timer.started()
         try:
             if wait:
@@ -220,12 +248,15 @@ class TickPipeline:
         except KafkaException as exc:
             # Not fatal: the rows are written; the records will be read and rewritten once more.
             log.warning("commit_failed", error=str(exc))
-            return
+
+    def _observe(self, messages: list[Message]) -> None:
         newest_ms = max((m.timestamp()[1] for m in messages), default=0)
         if newest_ms > 0:
             metrics.SECONDS_BEHIND.set(max(0.0, time.time() - newest_ms / 1000))
-        for offset in offsets:
-            self._observe_lag(offset)
+        for (topic, partition), offset in commit_positions(
+            [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
+        ).items():
+            self._observe_lag(TopicPartition(topic, partition, offset))
 
     def _observe_lag(self, position: TopicPartition) -> None:
         try:
@@ -264,9 +295,11 @@ class TickPipeline:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        if self._pending.messages and not self._flushing:
+        if not self._flushing:
             # hand over cleanly: written and committed before the partitions go
-            self._flush(wait_for_commit=True)
+            if self._pending.messages:
+                self._flush()
+            self._checkpoint(wait=True)
         self._assigned -= revoked
         self._drop_pending(revoked)
         self._writer.daily_bars.forget()
@@ -281,6 +314,9 @@ class TickPipeline:
         log.warning("partitions_lost", count=len(partitions))
 
     def _drop_pending(self, gone: set[tuple[str, int]]) -> None:
+        for key in gone:
+            self._uncommitted.pop(key, None)
+
         def keep(message: Message) -> bool:
             return (message.topic(), message.partition()) not in gone
 

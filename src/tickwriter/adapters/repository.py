@@ -15,6 +15,7 @@ from marketinfra.cassandra import Consistency, prepare
 from tickwriter import metrics
 from tickwriter.adapters.daily_bar_store import DailyBarStore
 from tickwriter.batching import chunk_by_partition
+from tickwriter.daily_bars import BarKey, DailyBar
 from tickwriter.errors import WriteFailed
 from tickwriter.rows import OrderEventRow, TickRow, TradeRow
 
@@ -85,9 +86,12 @@ class CassandraRowWriter:
             OrderEventRow: "event_store",
         }
 
-    def write(self, rows: Sequence[Row]) -> float:
+    def write(self, rows: Sequence[Row], *, bars_now: bool = True) -> float:
         """Write every row; returns the seconds it took. All or nothing from the caller's view:
-        on failure some rows may be in (they are idempotent upserts, so a retry is harmless)."""
+        on failure some rows may be in (they are idempotent upserts, so a retry is harmless).
+
+        The day's bars are staged from the written ticks; with ``bars_now`` they are upserted
+        in the same concurrent round, otherwise at the caller's next ``write_staged_bars``."""
         if not rows:
             return 0.0
         started = time.perf_counter()
@@ -104,29 +108,52 @@ class CassandraRowWriter:
             batches.append((batch, ()))
             table = self._tables[row_type]
             counts[table] = counts.get(table, 0) + len(chunk)
+        ticks = [row for row in rows if isinstance(row, TickRow)]
+        bar_upserts: list[tuple[PreparedStatement, tuple[object, ...]]] = []
+        bars: dict[BarKey, DailyBar] = {}
         try:
-            # Bars go in the same concurrent round as the rows. If a bar lands and its rows do
-            # not, the flush is retried until they do, so the bar is ahead only transiently.
-            bar_upserts, bars = self.daily_bars.upserts(
-                [row for row in rows if isinstance(row, TickRow)]
-            )
-            results = execute_concurrent(
-                self._session,
-                [*batches, *bar_upserts],
-                concurrency=self._max_in_flight,
-                raise_on_first_error=False,
-            )
+            if bars_now:
+                # Same concurrent round as the rows: if a bar lands and its rows do not, the
+                # call fails and is retried until they do, so the bar is ahead only briefly.
+                self.daily_bars.stage(ticks)
+                bar_upserts, bars = self.daily_bars.staged_upserts()
+            self._execute(batches, bar_upserts)
+            if not bars_now:
+                self.daily_bars.stage(ticks)  # only bars of rows that are written
         except CASSANDRA_ERRORS as exc:
             raise self._failed(exc) from exc
-        for success, outcome in results:
-            if not success:
-                raise self._failed(outcome) from outcome
-        self.daily_bars.remember(bars)
+        self.daily_bars.mark_written(bars)
         elapsed = time.perf_counter() - started
         metrics.WRITE_LATENCY.observe(elapsed)
         for table, count in counts.items():
             metrics.ROWS_WRITTEN.labels(table).inc(count)
         return elapsed
+
+    def write_staged_bars(self) -> None:
+        """Upsert the bars staged since the last call; WriteFailed when Cassandra fails."""
+        upserts, bars = self.daily_bars.staged_upserts()
+        if not upserts:
+            return
+        try:
+            self._execute([], upserts)
+        except CASSANDRA_ERRORS as exc:
+            raise self._failed(exc) from exc
+        self.daily_bars.mark_written(bars)
+
+    def _execute(
+        self,
+        batches: list[tuple[BatchStatement | PreparedStatement, tuple[object, ...]]],
+        upserts: list[tuple[PreparedStatement, tuple[object, ...]]],
+    ) -> None:
+        results = execute_concurrent(
+            self._session,
+            [*batches, *upserts],
+            concurrency=self._max_in_flight,
+            raise_on_first_error=False,
+        )
+        for success, outcome in results:
+            if not success:
+                raise outcome
 
     @staticmethod
     def _failed(exc: BaseException) -> WriteFailed:
