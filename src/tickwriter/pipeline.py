@@ -76,6 +76,7 @@ class TickPipeline:
         self._held: list[Message] = []  # arrived while a flush was retrying
         self._assigned: set[tuple[str, int]] = set()
         self._flushing = False
+        self._in_rebalance = False  # inside a rebalance callback: no poll(), no retry loop
         self._paused = False
         self._stop = threading.Event()
         self.flushes = 0
@@ -151,7 +152,8 @@ class TickPipeline:
     def _flush(self) -> None:
         """Write the pending records (rows, or dead letters); their offsets become committable
         at the next checkpoint."""
-        messages = self._pending.messages
+        taken = self._pending
+        messages = taken.messages
         self._pending = _Pending()
         rows: list[Row] = []
         letters: list[DeadLetter] = []
@@ -162,23 +164,28 @@ class TickPipeline:
                 letters.append(DeadLetter(message, exc.reason, str(exc)))
         self._flushing = True
         try:
-            if not self._retry_until_done(
+            written = self._retry_until_done(
                 lambda: self._writer.write(rows, bars_now=False), "write"
-            ):
-                return  # stopping: nothing is committed, the records will be read again
-            if not self._retry_until_done(
+            ) and self._retry_until_done(
                 lambda: self._dead_letters.publish(letters, time.time_ns()), "dead_letter"
-            ):
-                return
+            )
+            if not written:
+                if self._in_rebalance:
+                    # The consumer's position is past these records: keep them, or a later
+                    # commit would skip them. Revoked partitions' records are dropped next.
+                    taken.messages.extend(self._pending.messages)
+                    self._pending = taken
+                return  # stopping: nothing is committed, the records will be read again
         finally:
             self._flushing = False
             self._resume()
         metrics.FLUSH_SIZE.observe(len(messages))
-        for key, offset in commit_positions(
+        positions = commit_positions(
             [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
-        ).items():
+        )
+        for key, offset in positions.items():
             self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
-        self._observe(messages)
+        self._observe(messages, positions)
         self.flushes += 1
         if self._held:
             held, self._held = self._held, []
@@ -186,12 +193,16 @@ class TickPipeline:
             self._pending.first_at = time.monotonic()
 
     def _retry_until_done(self, attempt_write: Callable[[], object], what: str) -> bool:
-        """Retry with capped backoff, pausing consumption meanwhile; False when told to stop."""
+        """Retry with capped backoff, pausing consumption meanwhile; False when told to stop.
+        Inside a rebalance callback it tries once (poll() may not be called from there)."""
         attempt = 0
         while True:
             try:
                 attempt_write()
             except WriteFailed as exc:
+                if self._in_rebalance:
+                    log.warning("write_failed_during_rebalance", what=what, error=str(exc))
+                    return False
                 attempt += 1
                 delay = backoff_delay(attempt, self._retry, random.random())
                 log.warning(
@@ -249,13 +260,11 @@ class TickPipeline:
             # Not fatal: the rows are written; the records will be read and rewritten once more.
             log.warning("commit_failed", error=str(exc))
 
-    def _observe(self, messages: list[Message]) -> None:
+    def _observe(self, messages: list[Message], positions: dict[tuple[str, int], int]) -> None:
         newest_ms = max((m.timestamp()[1] for m in messages), default=0)
         if newest_ms > 0:
             metrics.SECONDS_BEHIND.set(max(0.0, time.time() - newest_ms / 1000))
-        for (topic, partition), offset in commit_positions(
-            [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
-        ).items():
+        for (topic, partition), offset in positions.items():
             self._observe_lag(TopicPartition(topic, partition, offset))
 
     def _observe_lag(self, position: TopicPartition) -> None:
@@ -296,10 +305,15 @@ class TickPipeline:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         if not self._flushing:
-            # hand over cleanly: written and committed before the partitions go
-            if self._pending.messages:
-                self._flush()
-            self._checkpoint(wait=True)
+            # hand over cleanly: written and committed before the partitions go (one attempt;
+            # if Cassandra is down, nothing of theirs is committed and the new owner rereads)
+            self._in_rebalance = True
+            try:
+                if self._pending.messages:
+                    self._flush()
+                self._checkpoint(wait=True)
+            finally:
+                self._in_rebalance = False
         self._assigned -= revoked
         self._drop_pending(revoked)
         self._writer.daily_bars.forget()
