@@ -26,7 +26,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
-from marketinfra.errors import CassandraUnavailableError
+from marketinfra.errors import CassandraUnavailableError, NotSetUpError
 from marketinfra.settings import CassandraSettings
 
 try:  # libev is the fast reactor; asyncore is deprecated on 3.11 and gone in 3.12
@@ -75,6 +75,13 @@ def connect(settings: CassandraSettings, *, use_keyspace: bool = True) -> tuple[
         cluster.shutdown()
         raise CassandraUnavailableError(settings.contact_points, str(exc)) from exc
     return cluster, session
+
+
+def require_keyspace(cluster: Cluster, keyspace: str) -> None:
+    if keyspace not in cluster.metadata.keyspaces:
+        raise NotSetUpError(
+            f"Cassandra keyspace {keyspace} does not exist: run `mdgw schema apply`"
+        )
 
 
 def prepare(session: Session, cql: str, consistency: Consistency) -> PreparedStatement:

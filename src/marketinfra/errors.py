@@ -5,6 +5,7 @@ InfraError
  +-- CassandraUnavailableError  (retriable) no Cassandra node answered in time
  +-- TopicApplyError            a topic could not be created or altered
  +-- SchemaApplyError           a CQL statement of cql/ failed
+ +-- NotSetUpError              a keyspace or topic a service needs does not exist
 """
 
 from __future__ import annotations
@@ -44,3 +45,7 @@ class SchemaApplyError(InfraError):
         super().__init__(f"{source}: {detail} (in: {head})")
         self.source = source
         self.statement = statement
+
+
+class NotSetUpError(InfraError):
+    """Raised at start-up, with the command that fixes it."""

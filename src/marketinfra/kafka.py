@@ -17,7 +17,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from marketinfra.errors import KafkaUnavailableError
+from marketinfra.errors import KafkaUnavailableError, NotSetUpError
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -94,6 +94,14 @@ def make_consumer(
 
 def make_admin(settings: KafkaSettings) -> AdminClient:
     return AdminClient(base_config(settings))
+
+
+def require_topics(admin: AdminClient, settings: KafkaSettings, topics: list[str]) -> None:
+    missing = sorted(set(topics) - set(cluster_metadata(admin, settings).topics))
+    if missing:
+        raise NotSetUpError(
+            f"Kafka topic(s) {', '.join(missing)} do not exist: run `mdgw topics apply`"
+        )
 
 
 def cluster_metadata(

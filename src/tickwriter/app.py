@@ -17,8 +17,9 @@ from cassandra.cluster import Cluster
 
 from financial.marketdata.v1 import services_pb2_grpc
 from marketcore.backoff import BackoffPolicy
-from marketinfra.cassandra import connect
-from marketinfra.kafka import make_consumer, make_producer
+from marketinfra.cassandra import connect, require_keyspace
+from marketinfra.errors import InfraError, NotSetUpError
+from marketinfra.kafka import make_admin, make_consumer, make_producer, require_topics
 from marketinfra.logging import configure_logging
 from marketinfra.metrics import start_metrics_endpoint
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
@@ -47,7 +48,15 @@ class TickWriter:
 
 
 def build(settings: TickWriterSettings) -> TickWriter:
+    """Connect and check the set-up first: a missing keyspace or topic is one clear error."""
+    topics = list(settings.consumed_topics())
+    require_topics(make_admin(settings.kafka), settings.kafka, [*topics, settings.dlq_topic])
     cluster, session = connect(settings.cassandra, use_keyspace=False)
+    try:
+        require_keyspace(cluster, settings.cassandra.keyspace)
+    except NotSetUpError:
+        cluster.shutdown()
+        raise
     writer = CassandraRowWriter(
         session, settings.cassandra.keyspace, settings.rows_per_batch, settings.max_in_flight
     )
@@ -112,5 +121,10 @@ def main() -> int:
     settings = TickWriterSettings()
     configure_logging(settings.log)
     start_metrics_endpoint(settings.metrics)
-    app = build(settings)
+    try:
+        app = build(settings)
+    except InfraError as exc:
+        # an expected set-up problem: one clear line, no traceback
+        log.error("tickwriter_start_failed", error=str(exc))  # noqa: TRY400
+        return 1
     return asyncio.run(serve(app))

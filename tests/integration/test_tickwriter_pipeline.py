@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from cassandra.cluster import Session
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -27,6 +28,7 @@ from tests.integration.tickwriter_support import (
 )
 from tickwriter.adapters.dead_letters import message_headers
 from tickwriter.adapters.replay import replay_dead_letters, reset_group_to_time
+from tickwriter.errors import TickWriterError
 
 SYMBOLS = ("PIPE_A", "PIPE_B", "PIPE_C")
 PER_SYMBOL = 150
@@ -54,6 +56,11 @@ def test_n_ticks_give_exactly_n_rows_in_order_and_a_replay_adds_none(
         with running(settings):
             wait_for(all_written, 60, f"{len(ticks)} rows")
             wait_for(lambda: caught_up(lookup, topic, 4), 30, "offsets committed to the end")
+            with pytest.raises(TickWriterError, match="active members: stop its tick writers"):
+                reset_group_to_time(
+                    make_admin(kafka_settings), lookup, settings.group_id, [topic],
+                    datetime(2000, 1, 1, tzinfo=UTC),
+                )  # fmt: skip
         for symbol in SYMBOLS:
             assert row_sequences(cassandra_session, symbol) == list(range(1, PER_SYMBOL + 1))
         assert _daily_bar(cassandra_session, "PIPE_A") == EXPECTED_BAR

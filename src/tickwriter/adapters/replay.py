@@ -55,7 +55,7 @@ def reset_group_to_time(
         group, [TopicPartition(r.topic, r.partition, r.new_offset) for r in resets]
     )
     try:
-        admin.alter_consumer_group_offsets([request])[group].result(timeout=30)
+        result = admin.alter_consumer_group_offsets([request])[group].result(timeout=30)
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc
         if isinstance(error, KafkaError) and error.code() in (
@@ -67,6 +67,17 @@ def reset_group_to_time(
                 f"group {group} has active members: stop its consumers first ({error})"
             ) from exc
         raise TickWriterError(f"could not reset group {group}: {error}") from exc
+    # An active group is refused partition by partition, not as a failed request.
+    refused = [tp for tp in result.topic_partitions if tp.error is not None]
+    if refused:
+        first = refused[0].error
+        if first.code() in (KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS):
+            raise TickWriterError(
+                f"group {group} has active members: stop its tick writers first, then replay"
+            )
+        raise TickWriterError(
+            f"could not reset group {group} on {len(refused)} partitions: {first}"
+        )
     return resets
 
 
