@@ -38,7 +38,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         problems.append("no integration test ran")
     if problems:
         if reporter is not None:
-            reporter.ensure_newline()
+            reporter.write("\n")  # after the progress line, which has no newline yet
             reporter.write_line("MDGW_REQUIRE_INTEGRATION=1 and:", red=True)
             for line in problems:
                 reporter.write_line(f"  {line}", red=True)
