@@ -14,8 +14,10 @@ from typing import Any
 import grpc
 import structlog
 from cassandra.cluster import Cluster
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
-from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1 import services_pb2, services_pb2_grpc
 from marketcore.backoff import BackoffPolicy
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError
@@ -23,12 +25,13 @@ from marketinfra.kafka import make_admin, make_consumer, make_producer, require_
 from marketinfra.logging import configure_logging
 from marketinfra.metrics import start_metrics_endpoint
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
+from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.adapters.repository import CassandraRowWriter
 from tickwriter.batching import FlushPolicy
 from tickwriter.config import TickWriterSettings
 from tickwriter.decode import decode_order_event, decode_tick, decode_trade
 from tickwriter.pipeline import CommitTimer, Decoder, TickPipeline
-from tickwriter.service import TickWriterServicer
+from tickwriter.service import BindRpcContext, ReportUnexpectedErrors, TickWriterServicer
 
 log = structlog.get_logger(__name__)
 _DECODERS: Mapping[str, Decoder] = {
@@ -37,6 +40,8 @@ _DECODERS: Mapping[str, Decoder] = {
     "orders": decode_order_event,
 }
 GRPC_GRACE_S = 10.0
+SERVICE_NAME = services_pb2.DESCRIPTOR.services_by_name["TickWriterService"].full_name
+HealthServicer = health_aio.HealthServicer
 
 
 @dataclass
@@ -65,6 +70,11 @@ def build(settings: TickWriterSettings) -> TickWriter:
         "session.timeout.ms": settings.session_timeout_ms,
         "on_commit": commit_timer.on_commit,
     }
+    lag_gauges = None
+    if settings.stats_interval_ms:
+        lag_gauges = LagGauges(refresh_interval_s=settings.stats_interval_ms / 1000)
+        overrides["statistics.interval.ms"] = settings.stats_interval_ms
+        overrides["stats_cb"] = lag_gauges.on_stats
     if settings.group_instance_id:
         overrides["group.instance.id"] = settings.group_instance_id
     consumer = make_consumer(settings.kafka, settings.group_id, overrides)
@@ -79,6 +89,7 @@ def build(settings: TickWriterSettings) -> TickWriter:
         BackoffPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
         commit_timer,
         checkpoint_interval_s=settings.checkpoint_interval_ms / 1000,
+        lag_gauges=lag_gauges,
     )
     return TickWriter(settings, cluster, writer, pipeline)
 
@@ -93,14 +104,18 @@ async def serve(app: TickWriter) -> int:
     worker = threading.Thread(target=app.pipeline.run, name="tickwriter-pipeline", daemon=True)
     worker.start()
     server: grpc.aio.Server | None = None
+    health = HealthServicer()
     if settings.grpc_port:
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[BindRpcContext(), ReportUnexpectedErrors()])
         services_pb2_grpc.add_TickWriterServiceServicer_to_server(
             TickWriterServicer(app.writer), server
         )
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
         address = f"{settings.grpc_address}:{settings.grpc_port}"
         server.add_insecure_port(address)
         await server.start()
+        for service in ("", SERVICE_NAME):
+            await health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("tickwriter_grpc_serving", address=address)
 
     while not stop.is_set() and worker.is_alive():
@@ -110,6 +125,7 @@ async def serve(app: TickWriter) -> int:
             continue
     log.info("tickwriter_stopping")
     if server is not None:
+        await health.enter_graceful_shutdown()  # readiness goes NOT_SERVING first
         await server.stop(GRPC_GRACE_S)
     app.pipeline.stop()
     await asyncio.to_thread(worker.join)

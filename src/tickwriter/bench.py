@@ -11,7 +11,8 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cassandra import ConsistencyLevel
@@ -27,19 +28,19 @@ from marketinfra.cassandra import connect
 from marketinfra.kafka import make_admin, make_consumer, make_producer
 from marketinfra.schema import apply_schema
 from mdgw.machine import describe_machine
-from tickwriter.adapters.repository import Row
 from tickwriter.app import build
 from tickwriter.batching import chunk_by_partition
 from tickwriter.config import TickWriterSettings
+from tickwriter.daily_bars import DailyBar
 from tickwriter.decode import decode_tick
-from tickwriter.rows import TickRow
+from tickwriter.rows import Row, TickRow
 
 _PARTITIONS = 8
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("tickwriter", help="Kafka -> Cassandra throughput and latency")
-    parser.add_argument("--ticks", type=int, default=20_000, help="ticks for the throughput run")
+    parser.add_argument("--ticks", type=int, default=30_000, help="ticks for the throughput run")
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--rate", type=int, default=500, help="ticks/s for the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
@@ -67,13 +68,14 @@ def _ticks(count: int, symbols: int, start_sequence: int = 1) -> list[PriceUpdat
 def _raw_rows_per_s(
     session: Session, keyspace: str, rows: Sequence[TickRow], settings: TickWriterSettings
 ) -> float:
-    """The ceiling: plain cassandra-driver, the same rows cut into the same one-partition
-    UNLOGGED batches with the same concurrency, in flushes of the same size. No Kafka, no
-    decoding, no daily bars."""
+    """The ceiling: plain cassandra-driver writing the same rows (all the columns the tick
+    writer writes) cut into the same one-partition UNLOGGED batches, with the same concurrency,
+    in flushes of the same size. No Kafka, no decoding, no daily bars, no commits."""
     insert = session.prepare(
         f"INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, bid_micros, "
-        "ask_micros, last_micros, volume_micros, event_time_ns, received_time_ns, "
-        "feed_handler_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "ask_micros, last_micros, volume_micros, bid_size_micros, ask_size_micros, "
+        "last_size_micros, event_time_ns, received_time_ns, feed_handler_id, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     insert.consistency_level = ConsistencyLevel.LOCAL_ONE
     started = time.perf_counter()
@@ -88,7 +90,8 @@ def _raw_rows_per_s(
                 tick = row.tick
                 batch.add(insert, (
                     row.exchange, row.symbol, row.trade_date, row.tick_time, tick.bid_micros,
-                    tick.ask_micros, tick.last_micros, tick.volume_micros, tick.event_time_ns,
+                    tick.ask_micros, tick.last_micros, tick.volume_micros, tick.bid_size_micros,
+                    tick.ask_size_micros, tick.last_size_micros, tick.event_time_ns,
                     tick.received_time_ns, tick.feed_handler_id, row.payload,
                 ))  # fmt: skip
             batches.append((batch, ()))
@@ -122,19 +125,29 @@ def run(args: argparse.Namespace) -> int:
     cluster, session = connect(cassandra, use_keyspace=False)
     apply_schema(session, cassandra)
     print(f"machine: {describe_machine()}")
+    print(
+        f"settings: flush {settings.flush_max_records} records / {settings.flush_max_wait_ms} ms, "
+        f"{settings.rows_per_batch} rows per batch, {settings.max_in_flight} in flight, "
+        f"checkpoint {settings.checkpoint_interval_ms} ms; {args.ticks} ticks over "
+        f"{args.symbols} symbols, {_PARTITIONS} partitions"
+    )
     try:
-        throughput, raw = _throughput(settings, session, keyspace, args)
+        throughput = _throughput(settings, session, keyspace, args)
         p50, p99, count = _latency(settings, args)
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         cluster.shutdown()
         for future in admin.delete_topics([topic, f"{topic}.dlq"]).values():
             future.result(30)
-    print(f"throughput  tickwriter {throughput:10,.0f} ticks/s  (Kafka -> Cassandra, committed)")
     print(
-        f"            raw driver {raw:10,.0f} rows/s   (same rows and batching; no Kafka, no bars)"
+        f"throughput  tickwriter {throughput.tickwriter:10,.0f} ticks/s  "
+        "(Kafka -> Cassandra, committed, daily bars kept)"
     )
-    print(f"            ratio      {throughput / raw:10.0%}")
+    print(
+        f"            raw driver {throughput.raw:10,.0f} rows/s   (same rows and batching, "
+        f"no Kafka; {throughput.raw_before:,.0f} before, {throughput.raw_after:,.0f} after)"
+    )
+    print(f"            ratio      {throughput.tickwriter / throughput.raw:10.0%}")
     print(
         f"latency     {count} ticks at {args.rate}/s: produce -> written "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
@@ -142,9 +155,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    tickwriter: float  # ticks/s, Kafka -> Cassandra, committed
+    raw_before: float  # rows/s of the raw driver loop just before the tick writer ran
+    raw_after: float  # ... and just after: the machine is shared, so its load drifts
+
+    @property
+    def raw(self) -> float:
+        return (self.raw_before + self.raw_after) / 2
+
+
 def _throughput(
     settings: TickWriterSettings, session: Session, keyspace: str, args: argparse.Namespace
-) -> tuple[float, float]:
+) -> Throughput:
     ticks = _ticks(args.ticks, args.symbols)
     producer = make_producer(settings.kafka)
     for tick in ticks:
@@ -155,33 +179,34 @@ def _throughput(
         )
         producer.poll(0)
     producer.flush(60)
-    raw = _raw_rows_per_s(
-        session, keyspace, [decode_tick(t.SerializeToString()) for t in ticks], settings
-    )
+    rows = [decode_tick(t.SerializeToString()) for t in ticks]
+    raw_before = _raw_rows_per_s(session, keyspace, rows, settings)
     app = build(settings)
     lookup = make_consumer(settings.kafka, settings.group_id)
-    ends = [
-        lookup.get_watermark_offsets(TopicPartition(settings.ticks_topic, p), timeout=10)[1]
-        for p in range(_PARTITIONS)
-    ]
+    partitions = [TopicPartition(settings.ticks_topic, p) for p in range(_PARTITIONS)]
+    ends = [lookup.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
     worker = threading.Thread(target=app.pipeline.run, daemon=True)
-    started = time.perf_counter()
     worker.start()
     try:
-        while True:
-            done = lookup.committed(
-                [TopicPartition(settings.ticks_topic, p) for p in range(_PARTITIONS)], timeout=10
-            )
+        # The clock starts once the group has assigned the partitions: joining is not writing.
+        while app.pipeline.assigned_partitions < _PARTITIONS and worker.is_alive():
+            time.sleep(0.001)
+        started = time.perf_counter()
+        while worker.is_alive():
+            done = lookup.committed(partitions, timeout=10)
             if all(end == 0 or tp.offset == end for tp, end in zip(done, ends, strict=True)):
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         elapsed = time.perf_counter() - started
     finally:
         app.pipeline.stop()
         worker.join(30)
         app.cluster.shutdown()
         lookup.close()
-    return args.ticks / elapsed, raw
+    if app.pipeline.crashed is not None:
+        raise RuntimeError("the tick writer crashed during the benchmark") from app.pipeline.crashed
+    raw_after = _raw_rows_per_s(session, keyspace, rows, settings)
+    return Throughput(args.ticks / elapsed, raw_before, raw_after)
 
 
 def _latency(settings: TickWriterSettings, args: argparse.Namespace) -> tuple[float, float, int]:
@@ -194,8 +219,8 @@ def _latency(settings: TickWriterSettings, args: argparse.Namespace) -> tuple[fl
     app = build(settings)
     original_write = app.writer.write
 
-    def timed_write(rows: Sequence[Row], *, bars_now: bool = True) -> float:
-        elapsed = original_write(rows, bars_now=bars_now)
+    def timed_write(rows: Sequence[Row], bars: Collection[DailyBar] = ()) -> float:
+        elapsed = original_write(rows, bars)
         now = time.perf_counter_ns()
         for row in rows:
             written_at[row.tick.feed_sequence] = now  # type: ignore[union-attr]  # ticks only here

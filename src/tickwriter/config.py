@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from marketinfra.settings import CommonSettings
 from marketinfra.topics import ORDERS_LIFECYCLE, TICKS_DLQ, TICKS_RAW, TRADES_EXECUTED
+
+_KINDS = ("ticks", "trades", "orders")
 
 
 class TickWriterSettings(CommonSettings):
@@ -33,11 +35,22 @@ class TickWriterSettings(CommonSettings):
     # Checkpoint (upsert the day's bars, then commit offsets) at most this often. Rows are
     # written every flush; a crash re-reads at most this much, and rewriting is idempotent.
     checkpoint_interval_ms: float = Field(default=250.0, ge=0)
+    # librdkafka statistics (consumer lag per partition) every this often; 0 turns them off.
+    stats_interval_ms: int = Field(default=1000, ge=0)
     retry_base_s: float = Field(default=0.2, gt=0)
     retry_cap_s: float = Field(default=5.0, gt=0)
     # TickWriterService (internal gRPC); port 0 turns it off.
     grpc_address: str = "127.0.0.1"
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+
+    @field_validator("consume")
+    @classmethod
+    def _known_kinds(cls, value: str) -> str:
+        kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+        unknown = sorted(set(kinds) - set(_KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"kinds are {', '.join(_KINDS)} (comma-separated), got {value!r}")
+        return value
 
     def consumed_topics(self) -> dict[str, str]:
         """Topic name -> kind ("ticks", "trades", "orders") for the kinds this process consumes."""

@@ -18,10 +18,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from marketcore.backoff import BackoffPolicy, backoff_delay
 from tickwriter import metrics
-from tickwriter.adapters.dead_letters import DeadLetter, DeadLetterPublisher
-from tickwriter.adapters.repository import CassandraRowWriter, Row
+from tickwriter.adapters.dead_letters import DeadLetter
+from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.batching import FlushPolicy, commit_positions, should_flush
+from tickwriter.daily_bars import BarKey, DailyBar, fold
 from tickwriter.errors import RecordRejected, WriteFailed
+from tickwriter.ports import DeadLetterSink, RowWriter
+from tickwriter.rows import Row, TickRow
 
 log = structlog.get_logger(__name__)
 Decoder = Callable[[bytes | None], Row]
@@ -54,16 +57,20 @@ class TickPipeline:
     def __init__(
         self,
         consumer: Consumer,
-        writer: CassandraRowWriter,
-        dead_letters: DeadLetterPublisher,
+        writer: RowWriter,
+        dead_letters: DeadLetterSink,
         decoders: Mapping[str, Decoder],
         policy: FlushPolicy,
         retry: BackoffPolicy,
         commit_timer: CommitTimer | None = None,
         checkpoint_interval_s: float = 0.25,
+        lag_gauges: LagGauges | None = None,
     ) -> None:
+        self._lag_gauges = lag_gauges
         self._checkpoint_interval_s = checkpoint_interval_s
         self._uncommitted: dict[tuple[str, int], int] = {}  # written, not yet committed
+        # day bars of written ticks, upserted at the next checkpoint (before the commit)
+        self._bars: dict[BarKey, DailyBar] = {}
         self._last_checkpoint = time.monotonic()
         self._commit_timer = commit_timer or CommitTimer()
         self._consumer = consumer
@@ -73,7 +80,6 @@ class TickPipeline:
         self._policy = policy
         self._retry = retry
         self._pending = _Pending()
-        self._held: list[Message] = []  # arrived while a flush was retrying
         self._assigned: set[tuple[str, int]] = set()
         self._flushing = False
         self._in_rebalance = False  # inside a rebalance callback: no poll(), no retry loop
@@ -165,7 +171,7 @@ class TickPipeline:
         self._flushing = True
         try:
             written = self._retry_until_done(
-                lambda: self._writer.write(rows, bars_now=False), "write"
+                lambda: self._writer.write(rows), "write"
             ) and self._retry_until_done(
                 lambda: self._dead_letters.publish(letters, time.time_ns()), "dead_letter"
             )
@@ -179,18 +185,15 @@ class TickPipeline:
         finally:
             self._flushing = False
             self._resume()
+        self._bars = fold((row for row in rows if isinstance(row, TickRow)), into=self._bars)
         metrics.FLUSH_SIZE.observe(len(messages))
         positions = commit_positions(
             [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
         )
         for key, offset in positions.items():
             self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
-        self._observe(messages, positions)
+        self._observe(messages)
         self.flushes += 1
-        if self._held:
-            held, self._held = self._held, []
-            self._pending.messages.extend(held)
-            self._pending.first_at = time.monotonic()
 
     def _retry_until_done(self, attempt_write: Callable[[], object], what: str) -> bool:
         """Retry with capped backoff, pausing consumption meanwhile; False when told to stop.
@@ -221,22 +224,36 @@ class TickPipeline:
                     # keeps the group membership alive (max.poll.interval.ms) while paused
                     message = self._consumer.poll(0.1)
                     if message is not None:
-                        self._held.extend(self._accept([message]))
+                        self._keep_for_next_flush(self._accept([message]))
+                    if self._lag_gauges is not None:
+                        self._lag_gauges.refresh_while_paused(self._consumer, self._assigned)
             else:
                 return True
 
+    def _keep_for_next_flush(self, arrived: list[Message]) -> None:
+        """Records that came while a write was retried (partitions assigned meanwhile; paused
+        ones deliver nothing) join the pending ones at once, after them, so they are written by
+        the next flush, before any offset past them can be committed."""
+        if arrived and not self._pending.messages:
+            self._pending.first_at = time.monotonic()
+        self._pending.messages.extend(arrived)
+
     def _checkpoint(self, *, wait: bool) -> None:
-        """Upsert the staged day bars, then commit everything written. Both only after the rows
-        are in Cassandra: committed offsets never pass written rows."""
-        if not self._uncommitted:
+        """Upsert the day bars of the rows written since the last checkpoint, then commit
+        everything written: committed offsets never pass written rows or their bars."""
+        if not self._uncommitted and not self._bars:
             return
+        bars = self._bars
         self._flushing = True
         try:
-            if not self._retry_until_done(self._writer.write_staged_bars, "daily_bars"):
+            if not self._retry_until_done(
+                lambda: self._writer.write((), bars.values()), "daily_bars"
+            ):
                 return
         finally:
             self._flushing = False
             self._resume()
+        self._bars = {}
         offsets = [
             TopicPartition(topic, partition, offset)
             for (topic, partition), offset in self._uncommitted.items()
@@ -260,22 +277,11 @@ class TickPipeline:
             # Not fatal: the rows are written; the records will be read and rewritten once more.
             log.warning("commit_failed", error=str(exc))
 
-    def _observe(self, messages: list[Message], positions: dict[tuple[str, int], int]) -> None:
+    def _observe(self, messages: list[Message]) -> None:
+        # (consumer lag per partition comes from librdkafka's statistics: LagGauges)
         newest_ms = max((m.timestamp()[1] for m in messages), default=0)
         if newest_ms > 0:
             metrics.SECONDS_BEHIND.set(max(0.0, time.time() - newest_ms / 1000))
-        for (topic, partition), offset in positions.items():
-            self._observe_lag(TopicPartition(topic, partition, offset))
-
-    def _observe_lag(self, position: TopicPartition) -> None:
-        try:
-            _low, high = self._consumer.get_watermark_offsets(position, timeout=0.5, cached=True)
-        except KafkaException:
-            return
-        if high >= 0:
-            metrics.CONSUMER_LAG.labels(position.topic, str(position.partition)).set(
-                max(0, high - position.offset)
-            )
 
     # -- pause / resume while Cassandra is down --------------------------------------------
 
@@ -297,7 +303,6 @@ class TickPipeline:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
-        self._writer.daily_bars.forget()  # another writer may have updated these instruments
         if self._paused:
             consumer.pause(partitions)
         log.info("partitions_assigned", count=len(partitions), total=len(self._assigned))
@@ -316,7 +321,6 @@ class TickPipeline:
                 self._in_rebalance = False
         self._assigned -= revoked
         self._drop_pending(revoked)
-        self._writer.daily_bars.forget()
         log.info("partitions_revoked", count=len(partitions), total=len(self._assigned))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -324,7 +328,6 @@ class TickPipeline:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= lost
         self._drop_pending(lost)
-        self._writer.daily_bars.forget()
         log.warning("partitions_lost", count=len(partitions))
 
     def _drop_pending(self, gone: set[tuple[str, int]]) -> None:
@@ -335,4 +338,3 @@ class TickPipeline:
             return (message.topic(), message.partition()) not in gone
 
         self._pending.messages = [m for m in self._pending.messages if keep(m)]
-        self._held = [m for m in self._held if keep(m)]

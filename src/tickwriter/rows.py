@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from marketcore.tick_identity import tick_timeuuid
 from marketcore.ticks import Tick
@@ -41,12 +42,27 @@ def tick_event_time_ns(tick: Tick) -> int:
     return tick.event_time_ns if tick.event_time_ns > 0 else tick.received_time_ns
 
 
+_QUARTER_HOUR_NS = 15 * 60 * 1_000_000_000
+
+
+def tick_trade_date(exchange: str, event_time_ns: int) -> str:
+    """``trade_date_text`` (the documented rule), remembered per venue and quarter hour: every
+    time zone's UTC offset is a whole number of quarter hours, so no local midnight falls inside
+    one and all its instants share a date. Saves a time-zone conversion per tick."""
+    return _quarter_hour_trade_date(exchange, event_time_ns // _QUARTER_HOUR_NS)
+
+
+@lru_cache(maxsize=4096)
+def _quarter_hour_trade_date(exchange: str, quarter_hour: int) -> str:
+    return trade_date_text(exchange, quarter_hour * _QUARTER_HOUR_NS)
+
+
 def tick_row(tick: Tick, payload: bytes) -> TickRow:
     event_time_ns = tick_event_time_ns(tick)
     return TickRow(
         exchange=tick.exchange,
         symbol=tick.symbol,
-        trade_date=trade_date_text(tick.exchange, event_time_ns),
+        trade_date=tick_trade_date(tick.exchange, event_time_ns),
         tick_time=tick_timeuuid(event_time_ns, tick_discriminator(tick, payload)),
         tick=tick,
         payload=payload,
@@ -91,3 +107,6 @@ class OrderEventRow:
 def utc_datetime(time_ns: int) -> datetime:
     """A timezone-aware UTC datetime at millisecond precision (what a CQL timestamp holds)."""
     return datetime.fromtimestamp(time_ns // 1_000_000 / 1000, tz=UTC)
+
+
+Row = TickRow | TradeRow | OrderEventRow

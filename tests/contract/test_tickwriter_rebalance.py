@@ -87,25 +87,16 @@ class FakeConsumer:
         return (0, 0)
 
 
-class FakeBars:
-    def forget(self) -> None: ...
-
-
 @dataclass
 class FakeWriter:
     down: bool = False
     written: list[int] = field(default_factory=list)  # feed_sequence of every row written
-    daily_bars: FakeBars = field(default_factory=FakeBars)
 
-    def write(self, rows, *, bars_now: bool = True) -> float:
+    def write(self, rows, bars=()) -> float:
         if self.down:
             raise WriteFailed("unavailable", "scripted outage")
         self.written += [row.tick.feed_sequence for row in rows]
         return 0.0
-
-    def write_staged_bars(self) -> None:
-        if self.down:
-            raise WriteFailed("unavailable", "scripted outage")
 
 
 class NoDeadLetters:

@@ -1,13 +1,19 @@
 """Whatever fails around it, the tick writer loses no tick and writes none twice.
 
-The outage test stops the real Cassandra for 20 s and starts it again (mdgw infra), so it
-assumes the servers were started by `mdgw infra up` with this environment's settings.
+Two Cassandra failures, on the shared server of `mdgw infra up` (this environment's settings):
+- stopped for 20 s and started again (`mdgw infra` down/up, only Cassandra): connections are
+  refused, the driver marks the node down and reconnects when it is back;
+- frozen for 8 s (SIGSTOP, then SIGCONT), as a node in a long GC pause or behind a network
+  partition: connections stay open, requests time out instead.
+Both always bring Cassandra back, whatever the test does (fixtures). Other people's tests on the
+same server see the same outage meanwhile, so both are kept short.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,11 +23,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from cassandra.cluster import Session
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from financial.marketdata.v1 import services_pb2_grpc
 from marketinfra.kafka import make_consumer, make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
-from mdgw.localinfra import LocalInfraSettings, down, up
+from mdgw.localinfra import LocalInfraSettings, down, status, up
 from tests.integration.support import flush_or_fail
 from tests.integration.tickwriter_support import (
     caught_up,
@@ -37,6 +45,7 @@ from tests.integration.tickwriter_support import (
 from tickwriter.service import TickWriterServicer
 
 OUTAGE_S = 20
+FREEZE_S = 8  # longer than the driver's request timeout (CASSANDRA_REQUEST_TIMEOUT_S, 5 s)
 
 
 class SteadyProducer:
@@ -82,6 +91,17 @@ def restarts_cassandra(
     wait_until_queryable(cassandra_session)
 
 
+@pytest.fixture
+def cassandra_pid(infra_settings: LocalInfraSettings) -> Iterator[int]:
+    """The local Cassandra's pid; it is sent SIGCONT afterwards, whatever the test did."""
+    (server,) = [s for s in status(infra_settings) if s.name == "cassandra"]
+    assert server.pid is not None, "Cassandra is not running under `mdgw infra`"
+    try:
+        yield server.pid
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
 def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
     kafka_settings: KafkaSettings,
     cassandra_settings: CassandraSettings,
@@ -90,40 +110,94 @@ def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
     infra_settings: LocalInfraSettings,
     restarts_cassandra: None,
 ) -> None:
+    """Cassandra is stopped for 20 s in the middle of a steady stream, then started again. The
+    same writer pauses, commits nothing meanwhile, and catches up by itself once it is back."""
     topic, dlq = make_topic(2), make_topic(1)
     settings = writer_settings(kafka_settings, cassandra_settings, topic, dlq)
     lookup = make_consumer(kafka_settings, settings.group_id)
-    with running(settings) as app, SteadyProducer(kafka_settings, topic, "OUTAGE", 40) as feed:
-        wait_for(
-            lambda: len(row_sequences(cassandra_session, "OUTAGE")) >= 40,
-            30,
-            "rows before the outage",
-        )
-        servicer = TickWriterServicer(app.writer)
-
-        down(infra_settings, only=["cassandra"])
-        time.sleep(2)  # a flush that was already in Cassandra when it stopped may still commit
-        before = committed(lookup, topic, 2)
-        during: list[dict[int, int]] = []
-        unavailable = _write_tick_status(servicer)
-        for _ in range(OUTAGE_S - 2):
-            time.sleep(1)
-            during.append(committed(lookup, topic, 2))
-        up(infra_settings, only=["cassandra"])
-        sent_during_outage = feed.sent
-    wait_until_queryable(cassandra_session)
+    with running(settings) as app:
+        with SteadyProducer(kafka_settings, topic, "OUTAGE", 40) as feed:
+            wait_for(
+                lambda: len(row_sequences(cassandra_session, "OUTAGE")) >= 40,
+                30,
+                "rows before the outage",
+            )
+            down(infra_settings, only=["cassandra"])
+            time.sleep(2)  # a flush already in Cassandra when it stopped may still commit
+            before = committed(lookup, topic, 2)
+            lag_before = _lag(topic)
+            unavailable = _write_tick_status(TickWriterServicer(app.writer))
+            during: list[dict[int, int]] = []
+            paused: list[float | None] = []
+            for _ in range(OUTAGE_S - 2):
+                time.sleep(1)
+                during.append(committed(lookup, topic, 2))
+                paused.append(REGISTRY.get_sample_value("tickwriter_consumption_paused"))
+            lag_during = _lag(topic)
+            up(infra_settings, only=["cassandra"])
+            wait_until_queryable(cassandra_session)
+            time.sleep(1)  # the stream goes on after the restart
+        # the producer has stopped; the writer that lived through the outage catches up
+        wait_for(lambda: caught_up(lookup, topic, 2), 60, "the writer to catch up after it")
+        assert REGISTRY.get_sample_value("tickwriter_consumption_paused") == 0
+    lookup.close()
 
     assert unavailable is grpc.StatusCode.UNAVAILABLE
-    assert all(sample == before for sample in during), (
-        "offsets moved while nothing could be written"
+    assert all(sample == before for sample in during), "offsets moved while nothing was written"
+    assert 1 in paused, "consumption was never paused"
+    assert lag_during >= lag_before + 20 * (OUTAGE_S - 4), "lag did not grow during the outage"
+    assert row_sequences(cassandra_session, "OUTAGE") == list(range(1, feed.sent + 1)), (
+        "every tick exactly once, in order"
     )
 
-    with running(settings):
-        wait_for(lambda: caught_up(lookup, topic, 2), 90, "the writer to catch up after the outage")
+
+def test_frozen_cassandra_times_out_and_the_writer_catches_up_alone(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+    cassandra_pid: int,
+) -> None:
+    topic, dlq = make_topic(1), make_topic(1)
+    settings = writer_settings(kafka_settings, cassandra_settings, topic, dlq)
+    lookup = make_consumer(kafka_settings, settings.group_id)
+    with running(settings) as app:
+        with SteadyProducer(kafka_settings, topic, "FROZEN", 40) as feed:
+            wait_for(
+                lambda: len(row_sequences(cassandra_session, "FROZEN")) >= 40,
+                30,
+                "rows before the freeze",
+            )
+            os.kill(cassandra_pid, signal.SIGSTOP)
+            try:
+                time.sleep(1)  # a flush acknowledged just before the freeze may still commit
+                before = committed(lookup, topic, 1)
+                started = time.monotonic()
+                timed_out = _write_tick_status(TickWriterServicer(app.writer))
+                during = [committed(lookup, topic, 1)]
+                while time.monotonic() - started < FREEZE_S - 1:
+                    time.sleep(0.5)
+                    during.append(committed(lookup, topic, 1))
+            finally:
+                os.kill(cassandra_pid, signal.SIGCONT)
+            time.sleep(1)  # the stream goes on after the node wakes up
+        wait_for(lambda: caught_up(lookup, topic, 1), 60, "the writer to catch up after it")
     lookup.close()
-    sequences = row_sequences(cassandra_session, "OUTAGE")
-    assert feed.sent > sent_during_outage - 1
-    assert sequences == list(range(1, feed.sent + 1)), "every tick exactly once, in order"
+
+    assert timed_out is grpc.StatusCode.UNAVAILABLE
+    assert all(sample == before for sample in during), "offsets moved while nothing was written"
+    assert row_sequences(cassandra_session, "FROZEN") == list(range(1, feed.sent + 1))
+
+
+def _lag(topic: str) -> float:
+    """tickwriter_consumer_lag_records summed over the topic's partitions."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "tickwriter_consumer_lag_records"
+        for sample in metric.samples
+        if sample.labels.get("topic") == topic
+    )
 
 
 def _write_tick_status(servicer: TickWriterServicer) -> grpc.StatusCode | None:
@@ -169,16 +243,19 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         "TICKWRITER_TICKS_TOPIC": topic,
         "TICKWRITER_DLQ_TOPIC": dlq,
         "TICKWRITER_GROUP_ID": settings.group_id,
+        # Static membership: the restarted process takes the killed one's place and partitions
+        # at once, instead of waiting out its session timeout (45 s) for a rebalance.
+        "TICKWRITER_GROUP_INSTANCE_ID": f"{settings.group_id}-0",
         "TICKWRITER_CONSUME": "ticks",
         "TICKWRITER_GRPC_PORT": "0",
         # small batches so the kill lands between flushes as well as inside one
         "TICKWRITER_FLUSH_MAX_RECORDS": "50",
     }
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(grpc_port: int = 0) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "tickwriter"],
-            env=env,
+            env={**env, "TICKWRITER_GRPC_PORT": str(grpc_port)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -188,14 +265,22 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         wait_for(lambda: len(row_sequences(cassandra_session, "KILLED")) >= 300, 60, "some rows")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert len(row_sequences(cassandra_session, "KILLED")) < total, "killed too late to matter"
     finally:
         if first.poll() is None:
             first.kill()
-    second = start()
     lookup = make_consumer(kafka_settings, settings.group_id)
+    written_at_kill = row_sequences(cassandra_session, "KILLED")
+    committed_at_kill = sum(max(0, offset) for offset in committed(lookup, topic, 2).values())
+    assert len(written_at_kill) < total, "killed too late to matter"
+    # every record below the committed offset has its row (a flush cut short by the kill may
+    # have left rows beyond it, which the restarted writer rewrites in place)
+    assert set(range(1, committed_at_kill + 1)) <= set(written_at_kill), "committed past a row"
+    grpc_port = _free_port()
+    second = start(grpc_port)  # this one also serves TickWriterService, as in production
     try:
-        wait_for(lambda: caught_up(lookup, topic, 2), 90, "the restarted writer to catch up")
+        wait_for(lambda: caught_up(lookup, topic, 2), 40, "the restarted writer to catch up")
+        _check_served(grpc_port)
+        assert row_sequences(cassandra_session, "KILLED_RPC") == [1]
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0, "a clean stop exits 0"
     finally:
@@ -203,3 +288,24 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         if second.poll() is None:
             second.kill()
     assert row_sequences(cassandra_session, "KILLED") == list(range(1, total + 1))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _check_served(port: int) -> None:
+    """The process reports itself SERVING on the standard health service and takes a WriteTick."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=15)
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "financial.marketdata.v1.TickWriterService"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        ack = services_pb2_grpc.TickWriterServiceStub(channel).WriteTick(
+            make_tick("KILLED_RPC", 1), timeout=10
+        )
+        assert ack.success

@@ -157,6 +157,10 @@ def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(
     back.close()
     assert [m.value() for m in returned] == [garbage, crossed.SerializeToString()]
     assert dict(message_headers(returned[0])) == {"trace": b"abc"}
+    again = replay_dead_letters(
+        make_consumer(kafka_settings, f"{dlq}.replayer"), make_producer(kafka_settings), dlq, 10
+    )
+    assert again.replayed == 0, "a second run sends nothing twice"
 
 
 def test_trades_and_order_events_are_stored_once_even_when_sent_twice(

@@ -3,14 +3,17 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.ticks import Tick
+from marketcore.trading_calendar import trade_date_text
 from tickwriter.batching import FlushPolicy, chunk_by_partition, commit_positions, should_flush
+from tickwriter.config import TickWriterSettings
 from tickwriter.decode import decode_order_event, decode_tick, decode_trade
 from tickwriter.errors import RecordRejected
 from tickwriter.replay_time import parse_replay_time
-from tickwriter.rows import tick_discriminator, tick_row
+from tickwriter.rows import tick_discriminator, tick_row, tick_trade_date
 
 POLICY = FlushPolicy(max_records=200, max_wait_ms=50)
 
@@ -122,3 +125,38 @@ def test_replay_time_reads_iso_times_and_spans(text: str, expected: datetime) ->
 def test_replay_time_refuses_nonsense_and_the_future(text: str) -> None:
     with pytest.raises(ValueError, match=r"not a time|future"):
         parse_replay_time(text, NOW)
+
+
+def test_settings_refuse_unknown_kinds_at_startup() -> None:
+    assert TickWriterSettings(consume="trades, ticks").consumed_topics() == {
+        "trades.executed": "trades",
+        "ticks.raw": "ticks",
+    }
+    with pytest.raises(ValidationError, match="kinds are ticks, trades, orders"):
+        TickWriterSettings(consume="ticks,quotes")
+
+
+@given(
+    st.sampled_from(["NASDAQ", "NYSE", "BINANCE"]),
+    st.integers(0, 4_102_444_800 * 10**9),  # 1970 .. 2100
+)
+def test_remembered_trade_date_is_the_calendar_rule(exchange: str, event_time_ns: int) -> None:
+    assert tick_trade_date(exchange, event_time_ns) == trade_date_text(exchange, event_time_ns)
+
+
+@pytest.mark.parametrize(
+    "utc",
+    [
+        datetime(2026, 3, 8, 5, 0, tzinfo=UTC),  # New York midnight, EST
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # clocks go forward
+        datetime(2026, 11, 1, 4, 0, tzinfo=UTC),  # New York midnight, EDT
+        datetime(2026, 11, 1, 6, 0, tzinfo=UTC),  # clocks go back
+    ],
+)
+def test_remembered_trade_date_at_new_york_midnight_and_dst_changes(utc: datetime) -> None:
+    boundary_ns = int(utc.timestamp()) * 10**9
+    for at in (boundary_ns - 1, boundary_ns, boundary_ns + 1):
+        assert tick_trade_date("NASDAQ", at) == trade_date_text("NASDAQ", at)
+    assert tick_trade_date("NASDAQ", boundary_ns - 1) != tick_trade_date("NASDAQ", boundary_ns) or (
+        utc.hour in (6, 7)  # a DST change is not a date change
+    )

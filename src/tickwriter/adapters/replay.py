@@ -11,12 +11,14 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
 
 from tickwriter.adapters.dead_letters import DLQ_HEADERS, HEADER_TOPIC, message_headers
+from tickwriter.batching import commit_positions
 from tickwriter.errors import TickWriterError
 
 
@@ -92,40 +94,115 @@ def replay_dead_letters(
     producer: Producer,
     dlq_topic: str,
     limit: int,
-    idle_timeout_s: float = 3.0,
+    chunk: int = 500,
+    timeout_s: float = 30.0,
 ) -> DlqReplayResult:
-    """Send dead letters back to the topic they came from (header dlq.topic), original key,
-    value and headers, then commit. Records that still fail come back to the DLQ."""
-    consumer.subscribe([dlq_topic])
+    """Send the dead letters now in ``dlq_topic`` back to the topic they came from (header
+    dlq.topic) with their original key, value and headers, committing ``consumer``'s group
+    after each delivered chunk, so a second run sends nothing twice.
+
+    Only what is in the DLQ when the call starts is read (from the group's committed position
+    to the end offsets of that moment): a record that fails again is dead-lettered after that
+    end and waits for the next run, instead of looping within this one.
+    """
     by_topic: dict[str, int] = {}
     replayed = 0
-    last_seen = time.monotonic()
     try:
-        while replayed < limit and time.monotonic() - last_seen < idle_timeout_s:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    raise TickWriterError(f"reading {dlq_topic}: {error}")
-                continue
-            last_seen = time.monotonic()
-            headers = message_headers(message)
-            origin = next((v.decode() for k, v in headers if k == HEADER_TOPIC and v), None)
-            if origin is None:
-                raise TickWriterError(
-                    f"{dlq_topic} offset {message.offset()} has no {HEADER_TOPIC} header"
-                )
-            kept: list[tuple[str, str | bytes | None]] = [
-                (k, v) for k, v in headers if k not in DLQ_HEADERS
+        todo = _dlq_backlog(consumer, dlq_topic)
+        if todo:
+            consumer.assign([TopicPartition(dlq_topic, p, start) for p, (start, _) in todo.items()])
+        deadline = time.monotonic() + timeout_s
+        while todo and replayed < limit:
+            if time.monotonic() > deadline:
+                raise TickWriterError(f"{dlq_topic}: no progress within {timeout_s:.0f} s")
+            wanted = min(chunk, limit - replayed)
+            taken = [
+                message
+                for message in consumer.consume(wanted, timeout=0.5)
+                if _is_record(message, dlq_topic) and _in_backlog(message, todo)
             ]
-            producer.produce(origin, value=message.value(), key=message.key(), headers=kept)
-            if producer.flush(30) != 0:
-                raise TickWriterError(f"could not deliver a replayed record to {origin}")
-            consumer.commit(message=message, asynchronous=False)
-            by_topic[origin] = by_topic.get(origin, 0) + 1
-            replayed += 1
+            if not taken:
+                continue
+            for origin in _send_back(producer, taken, dlq_topic, timeout_s):
+                by_topic[origin] = by_topic.get(origin, 0) + 1
+            positions = commit_positions(
+                [(dlq_topic, m.partition() or 0, m.offset() or 0) for m in taken]
+            )
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
+                asynchronous=False,
+            )
+            replayed += len(taken)
+            deadline = time.monotonic() + timeout_s
+            for (_topic, partition), offset in positions.items():
+                if offset >= todo[partition][1]:
+                    del todo[partition]
     finally:
         consumer.close()
     return DlqReplayResult(replayed, by_topic)
+
+
+def _send_back(
+    producer: Producer, messages: list[Message], dlq_topic: str, timeout_s: float
+) -> list[str]:
+    """Produce each dead letter to its origin without the dlq.* headers and wait for the acks;
+    returns the origin topic of each."""
+    failures: list[KafkaError] = []
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    origins = []
+    for message in messages:
+        origin = _origin(message, dlq_topic)
+        kept: list[tuple[str, str | bytes | None]] = [
+            (name, value) for name, value in message_headers(message) if name not in DLQ_HEADERS
+        ]
+        producer.produce(
+            origin, value=message.value(), key=message.key(), headers=kept, on_delivery=on_delivery
+        )
+        origins.append(origin)
+    if producer.flush(timeout_s) != 0 or failures:
+        raise TickWriterError(
+            f"replayed records were not all acknowledged ({failures[:3]}); run again: "
+            "records sent twice are rewritten to the same rows"
+        )
+    return origins
+
+
+def _dlq_backlog(consumer: Consumer, dlq_topic: str) -> dict[int, tuple[int, int]]:
+    """Partition -> (first offset to replay, end offset now), for partitions with a backlog."""
+    metadata = consumer.list_topics(dlq_topic, timeout=10)
+    described = metadata.topics.get(dlq_topic)
+    if described is None or described.error is not None:
+        raise TickWriterError(f"topic {dlq_topic} does not exist")
+    partitions = [TopicPartition(dlq_topic, p) for p in described.partitions]
+    backlog: dict[int, tuple[int, int]] = {}
+    for position in consumer.committed(partitions, timeout=10):
+        low, high = consumer.get_watermark_offsets(position, timeout=10)
+        start = max(position.offset, low)  # no commit yet (negative): from the beginning
+        if start < high:
+            backlog[position.partition] = (start, high)
+    return backlog
+
+
+def _in_backlog(message: Message, todo: dict[int, tuple[int, int]]) -> bool:
+    span = todo.get(message.partition() or 0)
+    return span is not None and span[0] <= (message.offset() or 0) < span[1]
+
+
+def _is_record(message: Message, dlq_topic: str) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        raise TickWriterError(f"reading {dlq_topic}: {error}")
+    return False
+
+
+def _origin(message: Message, dlq_topic: str) -> str:
+    for name, value in message_headers(message):
+        if name == HEADER_TOPIC and value:
+            return value.decode()
+    raise TickWriterError(f"{dlq_topic} offset {message.offset()} has no {HEADER_TOPIC} header")

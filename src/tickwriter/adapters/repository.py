@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from cassandra import DriverException, OperationTimedOut, Unavailable, WriteTimeout
@@ -13,13 +13,11 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from marketinfra.cassandra import Consistency, prepare
 from tickwriter import metrics
-from tickwriter.adapters.daily_bar_store import DailyBarStore
+from tickwriter.adapters.daily_bar_store import DailyBarStatements
 from tickwriter.batching import chunk_by_partition
-from tickwriter.daily_bars import BarKey, DailyBar
+from tickwriter.daily_bars import DailyBar
 from tickwriter.errors import WriteFailed
-from tickwriter.rows import OrderEventRow, TickRow, TradeRow
-
-Row = TickRow | TradeRow | OrderEventRow
+from tickwriter.rows import OrderEventRow, Row, TickRow, TradeRow
 
 _INSERT_TICK = """
 INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, bid_micros, ask_micros,
@@ -63,7 +61,7 @@ class CassandraRowWriter:
             for cql in (_INSERT_TICK, _INSERT_TRADE, _INSERT_ORDER_EVENT)
         )
         self._session = session
-        self.daily_bars = DailyBarStore(session, keyspace, max_in_flight)
+        self._bars = DailyBarStatements(session, keyspace)
         self._rows_per_batch = rows_per_batch
         self._max_in_flight = max_in_flight
         self._statements: dict[type, tuple[PreparedStatement, Consistency]] = {
@@ -86,16 +84,14 @@ class CassandraRowWriter:
             OrderEventRow: "event_store",
         }
 
-    def write(self, rows: Sequence[Row], *, bars_now: bool = True) -> float:
-        """Write every row; returns the seconds it took. All or nothing from the caller's view:
-        on failure some rows may be in (they are idempotent upserts, so a retry is harmless).
-
-        The day's bars are staged from the written ticks; with ``bars_now`` they are upserted
-        in the same concurrent round, otherwise at the caller's next ``write_staged_bars``."""
-        if not rows:
+    def write(self, rows: Sequence[Row], bars: Collection[DailyBar] = ()) -> float:
+        """Write every row, and upsert ``bars``, in one concurrent round; returns the seconds it
+        took. All or nothing from the caller's view: on failure some may be in (rows are
+        idempotent upserts and bars merge, so a retry is harmless)."""
+        if not rows and not bars:
             return 0.0
         started = time.perf_counter()
-        batches: list[tuple[BatchStatement | PreparedStatement, tuple[object, ...]]] = []
+        statements: list[tuple[BatchStatement, tuple[object, ...]]] = []
         counts: dict[str, int] = {}
         for chunk in chunk_by_partition(rows, _partition_key, self._rows_per_batch):
             row_type = type(chunk[0])
@@ -105,61 +101,31 @@ class CassandraRowWriter:
             )
             for row in chunk:
                 batch.add(statement, _values(row))
-            batches.append((batch, ()))
+            statements.append((batch, ()))
             table = self._tables[row_type]
             counts[table] = counts.get(table, 0) + len(chunk)
-        ticks = [row for row in rows if isinstance(row, TickRow)]
-        bar_upserts: list[tuple[PreparedStatement, tuple[object, ...]]] = []
-        bars: dict[BarKey, DailyBar] = {}
+        statements += [(self._bars.batch(bar), ()) for bar in bars]
+        if bars:
+            counts["daily_bars"] = len(bars)
         try:
-            if bars_now:
-                # Same concurrent round as the rows: if a bar lands and its rows do not, the
-                # call fails and is retried until they do, so the bar is ahead only briefly.
-                self.daily_bars.stage(ticks)
-                bar_upserts, bars = self.daily_bars.staged_upserts()
-            self._execute(batches, bar_upserts)
-            if not bars_now:
-                self.daily_bars.stage(ticks)  # only bars of rows that are written
+            self._execute(statements)
         except CASSANDRA_ERRORS as exc:
-            raise self._failed(exc) from exc
-        self.daily_bars.mark_written(bars)
+            kind = _error_kind(exc)
+            metrics.WRITE_ERRORS.labels(kind).inc()
+            raise WriteFailed(kind, str(exc)) from exc
         elapsed = time.perf_counter() - started
         metrics.WRITE_LATENCY.observe(elapsed)
         for table, count in counts.items():
             metrics.ROWS_WRITTEN.labels(table).inc(count)
         return elapsed
 
-    def write_staged_bars(self) -> None:
-        """Upsert the bars staged since the last call; WriteFailed when Cassandra fails."""
-        upserts, bars = self.daily_bars.staged_upserts()
-        if not upserts:
-            return
-        try:
-            self._execute([], upserts)
-        except CASSANDRA_ERRORS as exc:
-            raise self._failed(exc) from exc
-        self.daily_bars.mark_written(bars)
-
-    def _execute(
-        self,
-        batches: list[tuple[BatchStatement | PreparedStatement, tuple[object, ...]]],
-        upserts: list[tuple[PreparedStatement, tuple[object, ...]]],
-    ) -> None:
+    def _execute(self, statements: list[tuple[BatchStatement, tuple[object, ...]]]) -> None:
         results = execute_concurrent(
-            self._session,
-            [*batches, *upserts],
-            concurrency=self._max_in_flight,
-            raise_on_first_error=False,
+            self._session, statements, concurrency=self._max_in_flight, raise_on_first_error=False
         )
         for success, outcome in results:
             if not success:
                 raise outcome
-
-    @staticmethod
-    def _failed(exc: BaseException) -> WriteFailed:
-        kind = _error_kind(exc)
-        metrics.WRITE_ERRORS.labels(kind).inc()
-        return WriteFailed(kind, str(exc))
 
 
 def _partition_key(row: Row) -> tuple[Any, ...]:

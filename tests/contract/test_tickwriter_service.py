@@ -1,0 +1,161 @@
+"""TickWriterService over a real grpc.aio server and channel (port 0), with a fake writer behind
+it: acknowledgements, bad input, Cassandra down and unexpected errors, and the per-call log
+context. The same calls against the real Cassandra are in tests/integration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+import structlog
+
+from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
+from tickwriter.daily_bars import DailyBar
+from tickwriter.errors import WriteFailed
+from tickwriter.rows import Row, TickRow
+from tickwriter.service import BindRpcContext, ReportUnexpectedErrors, TickWriterServicer
+
+EVENT_NS = 1_763_800_000_000_000_000
+
+
+@dataclass
+class FakeWriter:
+    failure: Exception | None = None
+    calls: list[tuple[list[Row], list[DailyBar]]] = field(default_factory=list)
+    log_context: list[dict[str, object]] = field(default_factory=list)
+
+    def write(self, rows: Sequence[Row], bars: Collection[DailyBar] = ()) -> float:
+        self.log_context.append(structlog.contextvars.get_contextvars())
+        if self.failure is not None:
+            raise self.failure
+        self.calls.append((list(rows), list(bars)))
+        return 0.0042
+
+
+@pytest.fixture
+def writer() -> FakeWriter:
+    return FakeWriter()
+
+
+@pytest.fixture
+async def stub(writer: FakeWriter) -> AsyncIterator[services_pb2_grpc.TickWriterServiceStub]:
+    server = grpc.aio.server(interceptors=[BindRpcContext(), ReportUnexpectedErrors()])
+    services_pb2_grpc.add_TickWriterServiceServicer_to_server(TickWriterServicer(writer), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield services_pb2_grpc.TickWriterServiceStub(channel)
+    finally:
+        await server.stop(0)
+
+
+def tick(symbol: str = "AAPL", sequence: int = 1, **fields: object) -> PriceUpdate:
+    values: dict[str, object] = {
+        "exchange": "NASDAQ",
+        "symbol": symbol,
+        "bid_micros": 189_000_000,
+        "ask_micros": 189_010_000,
+        "last_micros": 189_005_000 + sequence,
+        "event_time_ns": EVENT_NS + sequence,
+        "feed_handler_id": "fh",
+        "feed_sequence": sequence,
+    }
+    return PriceUpdate(**{**values, **fields})
+
+
+async def test_write_tick_acks_with_the_measured_latency_after_rows_and_bar_are_written(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    ack = await stub.WriteTick(tick(), timeout=5)
+    assert (ack.success, ack.rows_written, ack.write_latency_us, ack.error) == (True, 1, 4200, "")
+    ((rows, bars),) = writer.calls
+    assert isinstance(rows[0], TickRow)
+    assert rows[0].payload == tick().SerializeToString()  # the bytes as sent: one schema
+    assert rows[0].trade_date == "2025-11-22"
+    assert [(bar.symbol, bar.close_micros) for bar in bars] == [("AAPL", 189_005_001)]
+
+
+async def test_write_batch_writes_every_tick_in_one_call_with_one_bar_per_instrument(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    batch = TickBatch(ticks=[tick(symbol, n) for n in range(1, 6) for symbol in ("A", "B")])
+    ack = await stub.WriteBatch(batch, timeout=5)
+    assert (ack.success, ack.rows_written) == (True, 10)
+    ((rows, bars),) = writer.calls
+    assert len(rows) == 10
+    assert sorted((bar.symbol, bar.open_micros, bar.close_micros) for bar in bars) == [
+        ("A", 189_005_001, 189_005_005),
+        ("B", 189_005_001, 189_005_005),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "message", "detail"),
+    [
+        ("WriteTick", tick(bid_micros=189_020_000), "invalid_tick:crossed_quote"),
+        ("WriteTick", tick(exchange=""), "invalid_tick:missing_exchange"),
+        ("WriteTick", tick(last_micros=-1), "invalid_tick:negative_price"),
+        ("WriteTick", PriceUpdate(exchange="X", symbol="Y", event_time_ns=1), "no_price"),
+        ("WriteTick", tick(event_time_ns=0), "no_event_time"),
+        ("WriteBatch", TickBatch(), "batch has no ticks"),
+        ("WriteBatch", TickBatch(ticks=[tick(), tick(symbol="")]), "tick 1: "),
+    ],
+)
+async def test_bad_input_is_invalid_argument_with_the_reason_and_nothing_is_written(
+    stub: services_pb2_grpc.TickWriterServiceStub,
+    writer: FakeWriter,
+    call: str,
+    message: PriceUpdate | TickBatch,
+    detail: str,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, call)(message, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert detail in (caught.value.details() or "")
+    assert writer.calls == []
+
+
+async def test_an_oversized_batch_is_refused_before_anything_is_written(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    batch = TickBatch(ticks=[tick("A", n) for n in range(10_001)])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.WriteBatch(batch, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert writer.calls == []
+
+
+@pytest.mark.parametrize("call", ["WriteTick", "WriteBatch"])
+async def test_cassandra_down_is_unavailable_so_the_caller_retries(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter, call: str
+) -> None:
+    writer.failure = WriteFailed("unavailable", "no host available")
+    message = tick() if call == "WriteTick" else TickBatch(ticks=[tick()])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, call)(message, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "no host available" in (caught.value.details() or "")
+
+
+async def test_an_unexpected_error_is_internal_without_its_details(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    writer.failure = RuntimeError("secret internals")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.WriteTick(tick(), timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INTERNAL
+    assert caught.value.details() == "internal error"
+
+
+async def test_every_log_line_of_a_call_carries_the_rpc_and_request_id(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    await stub.WriteTick(tick(), timeout=5, metadata=(("x-request-id", "req-42"),))
+    assert writer.log_context[-1] == {
+        "rpc": "/financial.marketdata.v1.TickWriterService/WriteTick",
+        "request_id": "req-42",
+    }
