@@ -1,0 +1,3 @@
+from feedhandlers.app import main
+
+raise SystemExit(main())

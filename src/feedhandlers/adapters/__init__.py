@@ -1,0 +1,1 @@
+"""Feed-handler adapters: the Kafka producer side and the venue connection side."""

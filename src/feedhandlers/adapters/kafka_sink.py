@@ -1,0 +1,247 @@
+"""The Kafka side of a feed handler: a producer that never blocks the venue reader.
+
+Producer settings come from ``marketinfra.kafka.make_producer`` (acks=all, idempotence,
+lz4, ``KAFKA_LINGER_MS``, murmur2 keys). On top of that:
+
+- No Python callback for successful deliveries (``delivery.report.only.error``): a
+  success costs nothing in Python. Failed deliveries are counted by error code and
+  logged (the first few, then one in ``_LOG_EVERY``), never dropped silently.
+- Produce latency comes from librdkafka's own latency windows (``stats_cb``, once per
+  ``statistics.interval.ms``): queue wait + request queue wait + broker round trip.
+
+Buffer policy, when Kafka is slow or down (the handler keeps reading the venue):
+
+1. librdkafka's queue holds up to ``buffer_max_messages`` records / ``buffer_max_kbytes``;
+   records wait there, in order, until Kafka takes them, or until
+   ``KAFKA_DELIVERY_TIMEOUT_MS`` passes (then each is a counted, logged delivery error).
+2. When that queue is full, each instrument gets one overflow slot holding its newest
+   tick: a newer tick replaces it (the older is dropped, reason ``conflated``), and at
+   most ``overflow_max_instruments`` slots exist (beyond that: dropped, ``buffer_full``).
+   Slots go into the queue, oldest first, before any new record, so one instrument's
+   records reach Kafka in order and the freshest price gets there first after an outage.
+3. A dropped tick leaves a gap in its instrument's ``feed_sequence``: consumers see where.
+
+A tick is *accepted* once it is in librdkafka's queue. ``close`` (SIGTERM) moves the
+slots into the queue and waits up to its timeout for every accepted record; it returns
+how many were not acknowledged, so a clean stop that lost nothing is provable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from marketinfra.kafka import ConfigValue, make_producer
+from marketinfra.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+_LOG_FIRST = 5
+_LOG_EVERY = 10_000
+CONFLATED = "conflated"
+BUFFER_FULL = "buffer_full"
+PRODUCE_FAILED = "produce_failed"
+
+
+class ProducerPort(Protocol):
+    """What the sink needs of ``confluent_kafka.Producer`` (tests pass a fake)."""
+
+    def produce(self, topic: str, value: bytes, key: bytes) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+ProducerFactory = Callable[[KafkaSettings, Mapping[str, ConfigValue]], Any]
+
+
+class KafkaTickSink:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        *,
+        buffer_max_messages: int = 100_000,
+        buffer_max_kbytes: int = 65_536,
+        overflow_max_instruments: int = 10_000,
+        stats_interval_ms: int = 5_000,
+        wait_when_full: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        producer_factory: ProducerFactory = make_producer,
+    ) -> None:
+        """``wait_when_full``: for replays and backfills, which are not live: when the queue
+        is full, wait for Kafka instead of conflating (nothing is dropped, the replay slows)."""
+        self.topic = topic
+        self._wait_when_full = wait_when_full
+        self.bootstrap_servers = settings.bootstrap_servers
+        self._overflow: dict[bytes, bytes] = {}
+        self._overflow_max = overflow_max_instruments
+        self._clock = clock
+        self.accepted = 0
+        self.dropped: Counter[str] = Counter()
+        self.delivery_errors: Counter[str] = Counter()
+        self.fatal_error: str | None = None
+        # produce latency, seconds, by quantile, from the latest statistics window
+        self.latency_s: dict[str, float] = {}
+        self.producer: ProducerPort = producer_factory(
+            settings,
+            {
+                "queue.buffering.max.messages": buffer_max_messages,
+                "queue.buffering.max.kbytes": buffer_max_kbytes,
+                "delivery.report.only.error": True,
+                "on_delivery": self._on_delivery_error,
+                "error_cb": self._on_client_error,
+                "statistics.interval.ms": stats_interval_ms,
+                "stats_cb": self._on_stats,
+            },
+        )
+        self._produce = self.producer.produce
+
+    # --- hot path ------------------------------------------------------------------------
+
+    def send(self, key: bytes, value: bytes) -> None:
+        if self._overflow and not self._drain():
+            self._hold(key, value)
+            return
+        try:
+            self._produce(self.topic, value, key)
+        except BufferError:
+            if self._wait_when_full:
+                self._produce_waiting(key, value)
+            else:
+                self._hold(key, value)
+            return
+        except KafkaException as exc:  # a local refusal (record too large, ...)
+            self._count_failure(PRODUCE_FAILED, str(exc))
+            return
+        self.accepted += 1
+
+    def _produce_waiting(self, key: bytes, value: bytes) -> None:
+        while True:
+            self.producer.poll(0.01)
+            try:
+                self._produce(self.topic, value, key)
+            except BufferError:
+                continue
+            except KafkaException as exc:
+                self._count_failure(PRODUCE_FAILED, str(exc))
+                return
+            self.accepted += 1
+            return
+
+    def _hold(self, key: bytes, value: bytes) -> None:
+        if key in self._overflow:
+            self.dropped[CONFLATED] += 1
+        elif len(self._overflow) >= self._overflow_max:
+            self.dropped[BUFFER_FULL] += 1
+            return
+        self._overflow[key] = value  # an existing slot keeps its place: oldest drains first
+
+    def _drain(self) -> bool:
+        """Move overflow slots into the producer queue, oldest first; True when all went."""
+        overflow = self._overflow
+        while overflow:
+            key = next(iter(overflow))
+            try:
+                self._produce(self.topic, overflow[key], key)
+            except BufferError:
+                return False
+            except KafkaException as exc:
+                self._count_failure(PRODUCE_FAILED, str(exc))
+            else:
+                self.accepted += 1
+            del overflow[key]
+        return True
+
+    # --- upkeep (a few times a second) ---------------------------------------------------
+
+    def poll(self) -> None:
+        """Serve librdkafka's callbacks (errors, statistics) and move overflow slots on."""
+        self.producer.poll(0)
+        if self._overflow:
+            self._drain()
+
+    def depth(self) -> int:
+        """Records accepted but not yet acknowledged, plus the overflow slots."""
+        return len(self.producer) + len(self._overflow)
+
+    def overflow_depth(self) -> int:
+        return len(self._overflow)
+
+    def close(self, timeout_s: float) -> int:
+        """Drain the slots and wait for every accepted record; returns how many were not
+        acknowledged within ``timeout_s`` (0: nothing lost)."""
+        deadline = self._clock() + timeout_s
+        while self._overflow and self._clock() < deadline:
+            if not self._drain():
+                self.producer.poll(0.05)
+        remaining = self.producer.flush(max(0.0, deadline - self._clock()))
+        self.producer.poll(0)  # serve the error reports of what failed during the flush
+        return remaining + len(self._overflow)
+
+    # --- librdkafka callbacks (served by poll/flush, on this thread) --------------------
+
+    def _on_delivery_error(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:  # not expected with delivery.report.only.error; harmless
+            return
+        self._count_failure(error.name(), error.str(), key=message.key())
+
+    def _count_failure(self, code: str, detail: str, key: bytes | None = None) -> None:
+        self.delivery_errors[code] += 1
+        seen = self.delivery_errors[code]
+        if seen <= _LOG_FIRST or seen % _LOG_EVERY == 0:
+            log.error(
+                "tick_delivery_failed",
+                topic=self.topic,
+                code=code,
+                detail=detail,
+                key=key.decode("utf-8", "replace") if key else None,
+                occurrences=seen,
+            )
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Broker-down and similar errors: librdkafka keeps retrying by itself.
+        log.warning(
+            "kafka_client_error", code=error.name(), reason=error.str(), fatal=error.fatal()
+        )
+        if error.fatal():
+            self.fatal_error = f"{error.name()}: {error.str()}"
+
+    def _on_stats(self, stats_json: str) -> None:
+        self.latency_s = produce_latency_from_stats(orjson.loads(stats_json))
+
+
+_QUANTILES = {"0.5": "p50", "0.99": "p99"}
+_WINDOWS = ("int_latency", "outbuf_latency", "rtt")
+
+
+def produce_latency_from_stats(stats: dict[str, object]) -> dict[str, float]:
+    """Produce latency (s) by quantile from one librdkafka statistics object.
+
+    Per broker, the sum of the window quantiles of the three stages a record goes through
+    (producer queue, request queue, round trip); across brokers, the largest. A sum of
+    quantiles is an estimate (an upper bound for p99), which is what a dashboard needs.
+    """
+    result: dict[str, float] = {}
+    brokers = stats.get("brokers")
+    if not isinstance(brokers, dict):
+        return result
+    for broker in brokers.values():
+        if not isinstance(broker, dict) or broker.get("nodeid", -1) == -1:
+            continue  # the bootstrap placeholder, not a real broker
+        windows = [broker.get(name) for name in _WINDOWS]
+        if not all(isinstance(window, dict) and window.get("cnt") for window in windows):
+            continue
+        for quantile, key in _QUANTILES.items():
+            total_us = sum(int(window[key]) for window in windows if isinstance(window, dict))
+            result[quantile] = max(result.get(quantile, 0.0), total_us / 1e6)
+    return result

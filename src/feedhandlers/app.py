@@ -1,0 +1,299 @@
+"""Builds a feed handler from settings and runs it: a live venue connection, or a replay.
+
+One asyncio loop: the venue reader (parse -> normalize -> produce, never blocking) and an
+upkeep task (serve librdkafka callbacks, publish metrics) every ``_UPKEEP_S``. SIGTERM or
+SIGINT stops reading, then waits up to ``FEEDHANDLER_STOP_TIMEOUT_S`` for Kafka to
+acknowledge every accepted tick; the exit code is 0 only if none was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvloop
+
+from feedhandlers.adapters.fix_connection import FixFeedConnection
+from feedhandlers.adapters.itch_connection import MoldReceiver, SoupFeedConnection
+from feedhandlers.adapters.kafka_sink import KafkaTickSink
+from feedhandlers.adapters.reconnecting import ConnectionSettings, FeedConnection
+from feedhandlers.adapters.ws_connection import VenueClient, WsFeedConnection
+from feedhandlers.capture import CaptureLine, open_capture, parse_capture_line
+from feedhandlers.config import FeedHandlerSettings, Venue
+from feedhandlers.metrics_publisher import MetricsPublisher
+from feedhandlers.parsing import FrameParser
+from feedhandlers.pipeline import FeedPipeline
+from feedhandlers.replay import (
+    OfflineSource,
+    ReplayPace,
+    itch_file_records,
+    replay_capture,
+    replay_feed_handler_id,
+)
+from feedhandlers.venues.binance.client import BinanceClient
+from feedhandlers.venues.binance.parse import BinanceParser
+from feedhandlers.venues.binance.schema import Market
+from feedhandlers.venues.coinbase.client import CoinbaseClient
+from feedhandlers.venues.coinbase.parse import CoinbaseParser
+from feedhandlers.venues.fix.client import FixClient
+from feedhandlers.venues.fix.parse import FixParser
+from feedhandlers.venues.fix.session import SessionConfig
+from feedhandlers.venues.itch.parse import ItchParser, session_midnight_ns
+from feedhandlers.venues.kraken.client import KrakenClient
+from feedhandlers.venues.kraken.parse import KrakenParser
+from marketcore.backoff import BackoffPolicy
+from marketinfra.errors import InfraError
+from marketinfra.kafka import make_admin, require_topics
+from marketinfra.logging import configure_logging
+from marketinfra.metrics import start_metrics_endpoint
+
+log = structlog.get_logger(__name__)
+_UPKEEP_S = 0.1
+
+
+def make_client(settings: FeedHandlerSettings) -> VenueClient:
+    """The WebSocket venues' connection details (FIX: ``make_connection``)."""
+    if settings.venue in ("fix", "itch"):
+        raise ValueError(f"{settings.venue} is not a WebSocket venue")
+    symbols = settings.symbol_list()
+    channels = settings.channel_list()
+    if settings.venue == "coinbase":
+        if channels:
+            return CoinbaseClient(symbols, channels=channels, url=settings.url)
+        return CoinbaseClient(symbols, url=settings.url)
+    if settings.venue == "kraken":
+        if channels:
+            return KrakenClient(symbols, channels, settings.book_depth, url=settings.url)
+        return KrakenClient(symbols, book_depth=settings.book_depth, url=settings.url)
+    market = Market.USDM if settings.venue == "binance-usdm" else Market.SPOT
+    return BinanceClient(symbols, market, url=settings.url, venue=settings.venue)
+
+
+def make_parser(venue: Venue, settings: FeedHandlerSettings | None = None) -> FrameParser:
+    symbols = settings.symbol_list() if settings else []
+    if venue == "coinbase":
+        return CoinbaseParser()
+    if venue == "kraken":
+        return KrakenParser()
+    if venue == "fix":
+        return FixParser(settings.fix_exchange if settings else "FIX")
+    if venue == "itch":
+        session_date = settings.session_date() if settings else None
+        midnight_ns = session_midnight_ns(session_date) if session_date else 0
+        return ItchParser(midnight_ns, symbols=set(symbols) if symbols else None)
+    market = Market.USDM if venue == "binance-usdm" else Market.SPOT
+    known = BinanceClient(symbols, market).venue_symbols() if symbols else None
+    return BinanceParser(market, known)
+
+
+def default_feed_handler_id(venue: str) -> str:
+    """Unique per process (host, pid, start second), stable for its whole life."""
+    return f"{venue}.{socket.gethostname()}.{os.getpid()}.{int(time.time())}"
+
+
+def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -> KafkaTickSink:
+    return KafkaTickSink(
+        settings.kafka,
+        settings.ticks_topic,
+        buffer_max_messages=settings.buffer_max_messages,
+        buffer_max_kbytes=settings.buffer_max_kbytes,
+        overflow_max_instruments=settings.overflow_max_instruments,
+        stats_interval_ms=settings.stats_interval_ms,
+        wait_when_full=wait_when_full,
+    )
+
+
+@dataclass
+class FeedHandler:
+    settings: FeedHandlerSettings
+    pipeline: FeedPipeline
+    sink: KafkaTickSink
+    connection: FeedConnection
+    publisher: MetricsPublisher
+
+    def upkeep(self) -> None:
+        self.sink.poll()
+        self.publisher.publish(self.pipeline.counters, self.sink, self.connection)
+
+
+def connection_settings(settings: FeedHandlerSettings) -> ConnectionSettings:
+    return ConnectionSettings(
+        silence_timeout_s=settings.silence_timeout_s,
+        open_timeout_s=settings.open_timeout_s,
+        ping_interval_s=settings.ping_interval_s,
+        ping_timeout_s=settings.ping_timeout_s,
+        backoff=BackoffPolicy(base_s=settings.reconnect_base_s, cap_s=settings.reconnect_cap_s),
+    )
+
+
+def make_connection(settings: FeedHandlerSettings, pipeline: FeedPipeline) -> FeedConnection:
+    if settings.venue == "fix":
+        host, port = settings.tcp_address()
+        session = SessionConfig(
+            settings.fix_sender_comp_id, settings.fix_target_comp_id, settings.fix_heartbeat_s
+        )
+        client = FixClient(host, port, settings.symbol_list(), session)
+        return FixFeedConnection(client, pipeline, connection_settings(settings))
+    if settings.venue == "itch":
+        if settings.url.startswith("udp://"):
+            host, port = settings.udp_address()
+            return MoldReceiver(host, port, pipeline)
+        host, port = settings.tcp_address()
+        return SoupFeedConnection(
+            host,
+            port,
+            pipeline,
+            connection_settings(settings),
+            username=settings.itch_username,
+            password=settings.itch_password.get_secret_value(),
+        )
+    return WsFeedConnection(make_client(settings), pipeline, connection_settings(settings))
+
+
+def _pipeline(
+    settings: FeedHandlerSettings, sink: KafkaTickSink, feed_handler_id: str
+) -> FeedPipeline:
+    return FeedPipeline(make_parser(settings.venue, settings), sink, feed_handler_id)
+
+
+def build(settings: FeedHandlerSettings) -> FeedHandler:
+    """Check the set-up first: a missing topic or an unreachable Kafka is one clear error."""
+    require_topics(make_admin(settings.kafka), settings.kafka, [settings.ticks_topic])
+    sink = build_sink(settings)
+    feed_handler_id = settings.feed_handler_id or default_feed_handler_id(settings.venue)
+    pipeline = _pipeline(settings, sink, feed_handler_id)
+    connection = make_connection(settings, pipeline)
+    return FeedHandler(settings, pipeline, sink, connection, MetricsPublisher(settings.venue))
+
+
+async def _until_stopped(handler: FeedHandler, work: Coroutine[Any, Any, object]) -> str:
+    """Run ``work`` and the upkeep until a signal, a fatal producer error or ``work`` ends."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker = asyncio.create_task(work)
+    reason = "signal"
+    try:
+        while not stop.is_set():
+            if worker.done():
+                reason = "finished"
+                break
+            if handler.sink.fatal_error is not None:
+                reason = "fatal_producer_error"
+                break
+            handler.upkeep()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _UPKEEP_S)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker  # re-raises what the worker crashed with, if it did
+    return reason
+
+
+def _finish(handler: FeedHandler, reason: str) -> int:
+    """Flush: wait for every accepted tick; 0 only if Kafka acknowledged them all."""
+    settings = handler.settings
+    log.info("feedhandler_stopping", reason=reason, waiting_for=handler.sink.depth())
+    unacknowledged = handler.sink.close(settings.stop_timeout_s)
+    handler.publisher.publish(handler.pipeline.counters, handler.sink, handler.connection)
+    lost = unacknowledged + handler.sink.delivery_errors.total()
+    log_event = log.error if lost or handler.sink.fatal_error else log.info
+    log_event(
+        "feedhandler_stopped",
+        reason=reason,
+        frames=handler.pipeline.counters.frames.total(),
+        ticks=handler.pipeline.counters.ticks,
+        accepted=handler.sink.accepted,
+        unacknowledged=unacknowledged,
+        delivery_errors=handler.sink.delivery_errors.total(),
+        dropped=dict(handler.sink.dropped),
+        fatal=handler.sink.fatal_error,
+    )
+    return 1 if lost or handler.sink.fatal_error else 0
+
+
+async def serve(handler: FeedHandler) -> int:
+    log.info(
+        "feedhandler_starting",
+        venue=handler.settings.venue,
+        symbols=handler.settings.symbol_list(),
+        topic=handler.settings.ticks_topic,
+        feed_handler_id=handler.pipeline.feed_handler_id,
+    )
+    reason = await _until_stopped(handler, handler.connection.run())
+    return _finish(handler, reason)
+
+
+async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) -> int:
+    """Replay a capture into Kafka; waits for Kafka rather than dropping (not live).
+
+    A WebSocket frame log for the WebSocket venues; an ITCH 5.0 file (2-byte length
+    prefixes) for ``itch``, paced by its timestamps.
+    """
+    require_topics(make_admin(settings.kafka), settings.kafka, [settings.ticks_topic])
+    sink = build_sink(settings, wait_when_full=True)
+    feed_handler_id = settings.feed_handler_id or replay_feed_handler_id(path, settings.venue)
+    pipeline = _pipeline(settings, sink, feed_handler_id)
+    handler = FeedHandler(
+        settings, pipeline, sink, OfflineSource(settings.venue), MetricsPublisher(settings.venue)
+    )
+    log.info(
+        "replay_starting",
+        path=str(path),
+        venue=settings.venue,
+        speed=pace.speed,
+        topic=settings.ticks_topic,
+        feed_handler_id=feed_handler_id,
+    )
+    with open_capture(path) as capture:
+        records: Iterable[CaptureLine]
+        if settings.venue == "itch":
+            session_date = settings.session_date()
+            records = itch_file_records(capture, session_midnight_ns(session_date))
+        else:
+            records = map(parse_capture_line, capture)
+        work = replay_capture(records, pipeline, pace, upkeep=handler.sink.poll)
+        reason = await _until_stopped(handler, work)
+    return _finish(handler, reason)
+
+
+def _start(settings: FeedHandlerSettings) -> None:
+    configure_logging(settings.log)
+    start_metrics_endpoint(settings.metrics)
+
+
+def main(settings: FeedHandlerSettings | None = None) -> int:
+    settings = settings or FeedHandlerSettings()
+    _start(settings)
+    try:
+        handler = build(settings)
+    except InfraError as exc:
+        # an expected set-up problem: one clear line, no traceback
+        log.error("feedhandler_start_failed", error=str(exc))  # noqa: TRY400
+        return 1
+    except ValueError as exc:  # settings that only make sense together (URL vs venue...)
+        log.error("feedhandler_invalid_settings", error=str(exc))  # noqa: TRY400
+        return 2
+    return uvloop.run(serve(handler))
+
+
+def replay_main(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) -> int:
+    _start(settings)
+    try:
+        return uvloop.run(replay(settings, path, pace))
+    except InfraError as exc:
+        log.error("feedhandler_start_failed", error=str(exc))  # noqa: TRY400
+        return 1

@@ -1,0 +1,1 @@
+"""The local exchange simulator behind ``mdgw simulate`` (demos and tests)."""

@@ -1,0 +1,1 @@
+"""Coinbase Exchange WebSocket feed (ticker, level2, matches)."""

@@ -1,0 +1,1 @@
+"""Kraken WebSocket API v1 (ticker, trade, book with CRC32 checksum)."""
