@@ -81,7 +81,6 @@ def _check_keyed_and_ordered(messages: list[Message]) -> dict[str, list[PriceUpd
         ]
         assert not crossed, (symbol, crossed[:3])
         assert all(u.bid_micros >= 0 and u.ask_micros >= 0 for u in updates)
-        assert updates[-1].bid_micros and updates[-1].ask_micros, symbol
     return by_symbol
 
 
