@@ -71,3 +71,94 @@ def test_a_slow_client_is_cut_off_with_a_reason() -> None:
     assert reason is not None
     assert "client too slow" in reason
     assert "limit 5000 ms" in reason
+
+
+def test_time_inside_the_throttle_window_is_not_lag() -> None:
+    outbox: Outbox[str, int] = Outbox(throttle_ns=10_000 * MS, max_lag_ns=1_000 * MS)
+    outbox.offer("AAPL", 1, now_ns=0)
+    assert outbox.take(now_ns=0, max_count=10) == [1]
+    outbox.offer("AAPL", 2, now_ns=1 * MS)
+    assert outbox.lag_exceeded(now_ns=9_000 * MS) is None  # waiting by the client's choice
+    assert outbox.lag_exceeded(now_ns=10_500 * MS) is None  # ready for 500 ms
+    assert outbox.lag_exceeded(now_ns=11_500 * MS) is not None  # ready for 1500 ms
+
+
+def test_seed_never_overtakes_a_live_value() -> None:
+    outbox: Outbox[str, str] = Outbox()
+    assert outbox.seed("A", "stored", now_ns=0)
+    assert not outbox.seed("A", "stored again", now_ns=1)
+    outbox.offer("B", "live", now_ns=2)
+    assert not outbox.seed("B", "stored", now_ns=3)  # pending live value
+    assert outbox.take(now_ns=4, max_count=10) == ["stored", "live"]
+    assert not outbox.seed("B", "stored", now_ns=5)  # live value already sent
+
+
+def test_offer_reports_a_new_slot_and_drain_ignores_the_throttle() -> None:
+    outbox: Outbox[str, int] = Outbox(throttle_ns=1_000 * MS)
+    assert outbox.offer("A", 1, now_ns=0)
+    assert outbox.take(now_ns=0, max_count=10) == [1]
+    assert outbox.offer("A", 2, now_ns=1)
+    assert not outbox.offer("A", 3, now_ns=2)  # replaced: the sender needs no wake-up
+    assert outbox.offer("B", 4, now_ns=3)
+    assert outbox.take(now_ns=4, max_count=10) == [4]  # A still in its window
+    assert outbox.drain() == [3]
+    assert len(outbox) == 0
+    assert outbox.next_ready_ns() is None
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("ABCDE"), st.integers(0, 3)), max_size=120),
+    st.integers(0, 40),
+)
+def test_take_sends_ready_instruments_longest_waiting_first(steps, throttle_ms: int) -> None:
+    """Against a direct model of the rule: sort ready slots by when they started waiting."""
+    outbox: Outbox[str, tuple[str, int]] = Outbox(throttle_ns=throttle_ms * MS)
+    model_pending: dict[str, tuple[int, tuple[str, int]]] = {}
+    model_sent: dict[str, int] = {}
+    for step, (key, takes) in enumerate(steps):
+        now = step * 7 * MS
+        outbox.offer(key, (key, step), now)
+        since = model_pending[key][0] if key in model_pending else now
+        model_pending[key] = (since, (key, step))
+        if takes:
+            ready = sorted(
+                (since, k)
+                for k, (since, _) in model_pending.items()
+                if now - model_sent.get(k, now - throttle_ms * MS) >= throttle_ms * MS
+            )[:takes]
+            expected = [model_pending.pop(k)[1] for _, k in ready]
+            for _, k in ready:
+                model_sent[k] = now
+            assert outbox.take(now, takes) == expected
+
+
+@given(_OFFERS, st.integers(1, 7), st.integers(1, 5), st.integers(2, 6))
+def test_with_depth_order_holds_and_the_latest_value_arrives(
+    offers, take_every: int, batch: int, depth: int
+) -> None:
+    sent = _drain(Outbox(depth=depth), offers, take_every, batch)
+    for key in "ABCD":
+        values = [value for k, value in sent if k == key]
+        assert values == sorted(set(values)), "an older value after a newer one, or twice"
+        offered = [value for k, value in offers if k == key]
+        if offered:
+            assert values[-1] == offered[-1], "the latest value must reach the client"
+
+
+def test_depth_keeps_a_burst_for_a_client_that_keeps_up() -> None:
+    outbox: Outbox[str, int] = Outbox(depth=4)
+    for value in range(1, 11):  # a burst of one instrument, taken after it all arrived
+        outbox.offer("AAPL", value, now_ns=value)
+    assert len(outbox) == 4
+    assert outbox.take(now_ns=20, max_count=100) == [1, 2, 3, 10]  # oldest kept, newest last
+    assert outbox.conflated == 6
+    assert len(outbox) == 0
+
+
+def test_depth_takes_round_robin_so_one_busy_instrument_cannot_starve_others() -> None:
+    outbox: Outbox[str, str] = Outbox(depth=8)
+    for n in range(5):
+        outbox.offer("BUSY", f"b{n}", now_ns=n)
+    outbox.offer("QUIET", "q0", now_ns=10)
+    assert outbox.take(now_ns=11, max_count=3) == ["b0", "q0", "b1"]
+    assert outbox.take(now_ns=11, max_count=10) == ["b2", "b3", "b4"]

@@ -1,0 +1,155 @@
+"""The process's one Kafka consumer: every partition of the ticks topic, fanned out in memory.
+
+Not a consumer group: every gateway process (and every worker, issue 7) needs every tick, so
+partitions are assigned, not subscribed, and no offset is ever committed. Reading starts at
+the end of each partition as it is when ``start`` returns (the offsets are read explicitly, so
+a tick produced after ``start`` is never missed); what came before is the store's job.
+
+The consumer runs on its own thread: records are decoded there (once), and handed to the event
+loop in batches. At most ``max_batches_in_flight`` batches wait for the loop; past that the
+thread stops reading, so a busy loop makes Kafka lag grow, never the process's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from gateway import metrics
+from gateway.core.updates import FeedUpdate
+from gateway.errors import FeedError
+from gateway.service.convert import decode_update
+from marketinfra.kafka import make_consumer
+from marketinfra.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+Deliver = Callable[[Sequence[FeedUpdate]], None]
+
+
+class KafkaFeed:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        deliver: Deliver,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        batch_max: int = 500,
+        max_batches_in_flight: int = 4,
+        from_beginning: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._deliver = deliver
+        self._loop = loop
+        self._batch_max = batch_max
+        self._from_beginning = from_beginning
+        self._in_flight = threading.BoundedSemaphore(max_batches_in_flight)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self.crashed: BaseException | None = None
+        self.partitions = 0
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Assign every partition at its current end (blocking), then read on a thread."""
+        consumer = make_consumer(
+            self._settings,
+            f"gateway-{uuid.uuid4().hex[:12]}",  # required by librdkafka; never joined
+            {"enable.partition.eof": False, "fetch.wait.max.ms": 10},
+        )
+        try:
+            assignment = self._assignment(consumer, timeout_s)
+        except KafkaException as exc:
+            consumer.close()
+            raise FeedError(self._topic, str(exc)) from exc
+        except FeedError:
+            consumer.close()
+            raise
+        consumer.assign(assignment)
+        self.partitions = len(assignment)
+        self._consumer = consumer
+        self._thread = threading.Thread(target=self._run, name="gateway-feed", daemon=True)
+        self._thread.start()
+        log.info("feed_started", topic=self._topic, partitions=self.partitions)
+
+    def _assignment(self, consumer: Consumer, timeout_s: float) -> list[TopicPartition]:
+        metadata = consumer.list_topics(self._topic, timeout=timeout_s)
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            detail = topic.error.str() if topic is not None and topic.error else "no partitions"
+            raise FeedError(self._topic, f"cannot read the topic ({detail})")
+        assignment = []
+        for partition in sorted(topic.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(self._topic, partition), timeout=timeout_s
+            )
+            start = low if self._from_beginning else high
+            assignment.append(TopicPartition(self._topic, partition, start))
+        return assignment
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None  # set by start() before the thread starts
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(num_messages=self._batch_max, timeout=0.1)
+                if messages:
+                    self._hand_over(self._decode(messages))
+        except Exception as exc:
+            self.crashed = exc
+            log.exception("feed_crashed")
+        finally:
+            consumer.close()
+            log.info("feed_stopped", topic=self._topic)
+
+    def _decode(self, messages: list[Message]) -> list[FeedUpdate]:
+        updates: list[FeedUpdate] = []
+        invalid = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("feed_consume_error", error=str(error))
+                continue
+            update = decode_update(message.value())
+            if isinstance(update, str):
+                invalid += 1
+                metrics.FEED_RECORDS.labels(f"invalid_{update}").inc()
+            else:
+                updates.append(update)
+        if invalid:
+            log.debug("feed_records_invalid", count=invalid)
+        return updates
+
+    def _hand_over(self, updates: list[FeedUpdate]) -> None:
+        if not updates:
+            return
+        while not self._in_flight.acquire(timeout=0.2):
+            if self._stop.is_set():
+                return
+        try:
+            self._loop.call_soon_threadsafe(self._apply, updates)
+        except RuntimeError:  # the loop closed under us: the process is stopping
+            self._in_flight.release()
+            self._stop.set()
+
+    def _apply(self, updates: list[FeedUpdate]) -> None:
+        try:
+            self._deliver(updates)
+        finally:
+            self._in_flight.release()

@@ -1,0 +1,238 @@
+"""Builds the gateway from settings and runs it on uvloop.
+
+Start: the Kafka feed is positioned first (so nothing produced after start-up is missed), then
+the server starts and health turns SERVING. Stop (SIGTERM or SIGINT): health turns
+NOT_SERVING, after ``shutdown_delay_s`` open streams send what is pending and end with
+UNAVAILABLE ("resubscribe"), calls in flight get ``shutdown_grace_s`` to finish, then the
+feed and the Cassandra session close and the process exits 0. Several processes can run side
+by side: each has its own consumer (no consumer group) and its own port, or one shared port
+with ``GATEWAY_REUSE_PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+import uvloop
+from cassandra.cluster import Cluster
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
+
+from gateway.adapters.kafka_feed import KafkaFeed
+from gateway.adapters.quote_store import CassandraQuoteStore
+from gateway.config import GatewaySettings
+from gateway.core.ports import Feed, QuoteStore
+from gateway.core.subscriptions import SubscriptionLimits
+from gateway.errors import GatewayError
+from gateway.market import MarketData
+from gateway.security import SERVICE, TokenTable, server_credentials
+from gateway.service.interceptors import CallInterceptor
+from gateway.service.market_data import MarketDataServicer, add_to_server
+from marketinfra.cassandra import connect, require_keyspace
+from marketinfra.errors import InfraError
+from marketinfra.logging import configure_logging
+from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.settings import LogSettings
+
+log = structlog.get_logger(__name__)
+LAG_CHECK_INTERVAL_S = 0.1
+_MS = 1000
+FeedFactory = Callable[[MarketData, asyncio.AbstractEventLoop], Feed]
+
+
+def server_options(settings: GatewaySettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * _MS)),
+        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * _MS)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # clients may ping this often without being sent GOAWAY ("too_many_pings")
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(settings.min_client_ping_interval_s * _MS),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        # gRPC adds +-10% jitter to the age, so replicas' clients do not reconnect in lockstep
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * _MS)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * _MS)),
+        ("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * _MS)),
+        ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+        ("grpc.max_send_message_length", settings.max_send_message_bytes),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+    ]
+
+
+def token_table(settings: GatewaySettings) -> TokenTable:
+    text = settings.auth_tokens.get_secret_value()
+    table = TokenTable.parse(text, required=bool(text.strip()) or not settings.insecure)
+    if not table.required:
+        log.warning("auth_disabled", reason="insecure mode and no GATEWAY_AUTH_TOKENS")
+    return table
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    server: grpc.aio.Server
+    port: int
+    servicer: MarketDataServicer
+    market: MarketData
+    health: health.aio.HealthServicer
+    feed: Feed
+    cluster: Cluster | None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def start(
+    settings: GatewaySettings,
+    *,
+    store: QuoteStore | None = None,
+    feed_factory: FeedFactory | None = None,
+) -> Gateway:
+    """Connect, position the feed, bind and start serving. ``store`` and ``feed_factory``
+    replace Cassandra and Kafka (contract tests, benchmarks). Raises GatewayError or InfraError
+    with a message fit for one log line."""
+    tokens = token_table(settings)
+    cluster: Cluster | None = None
+    if store is None:
+        connected, session = await asyncio.to_thread(
+            connect, settings.cassandra, use_keyspace=False
+        )
+        cluster = connected
+        try:
+            require_keyspace(connected, settings.cassandra.keyspace)
+            store = CassandraQuoteStore(
+                session, settings.cassandra.keyspace, settings.store_timeout_s
+            )
+        except BaseException:
+            connected.shutdown()
+            raise
+    market = MarketData(
+        store,
+        settings.exchanges_to_probe(),
+        settings.max_lag_ms * 1_000_000,
+        stream_depth=settings.stream_depth,
+    )
+    limits = SubscriptionLimits(max_symbols=settings.max_symbols_per_stream)
+    servicer = MarketDataServicer(market, limits, settings.max_streams)
+    loop = asyncio.get_running_loop()
+    if feed_factory is None:
+        feed: Feed = KafkaFeed(
+            settings.kafka,
+            settings.ticks_topic,
+            market.apply,
+            loop,
+            batch_max=settings.feed_batch_max,
+        )
+    else:
+        feed = feed_factory(market, loop)
+    try:
+        await asyncio.to_thread(feed.start, settings.kafka.request_timeout_ms / 1000)
+        server = grpc.aio.server(
+            interceptors=[CallInterceptor(tokens)], options=server_options(settings)
+        )
+        add_to_server(servicer, server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        if settings.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        port = _bind(server, settings)
+        await server.start()
+    except BaseException:
+        feed.stop()
+        if cluster is not None:
+            cluster.shutdown()
+        raise
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    gateway = Gateway(settings, server, port, servicer, market, health_servicer, feed, cluster)
+    gateway.tasks.append(asyncio.create_task(servicer.watch_lag(LAG_CHECK_INTERVAL_S)))
+    log.info(
+        "gateway_serving",
+        address=settings.address,
+        port=port,
+        tls="off" if settings.insecure else ("mutual" if settings.tls_client_ca_file else "on"),
+        topic=settings.ticks_topic,
+    )
+    return gateway
+
+
+def _bind(server: grpc.aio.Server, settings: GatewaySettings) -> int:
+    address = f"{settings.address}:{settings.port}"
+    if settings.insecure:
+        port = server.add_insecure_port(address)
+    else:
+        # both set: GatewaySettings refuses TLS without them
+        assert settings.tls_cert_file is not None
+        assert settings.tls_key_file is not None
+        credentials = server_credentials(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        port = server.add_secure_port(address, credentials)
+    if port == 0:
+        raise GatewayError(f"cannot listen on {address} (in use, or not an address here)")
+    return port
+
+
+async def stop(gateway: Gateway) -> None:
+    """Drain and close; safe to call once per started gateway."""
+    settings = gateway.settings
+    await gateway.health.enter_graceful_shutdown()
+    log.info("gateway_stopping", streams=len(gateway.market.fanout))
+    if settings.shutdown_delay_s:
+        await asyncio.sleep(settings.shutdown_delay_s)
+    gateway.servicer.close_streams()
+    await gateway.server.stop(settings.shutdown_grace_s)
+    for task in gateway.tasks:
+        task.cancel()
+    await asyncio.gather(*gateway.tasks, return_exceptions=True)
+    await asyncio.to_thread(gateway.feed.stop)
+    if gateway.cluster is not None:
+        await asyncio.to_thread(gateway.cluster.shutdown)
+    log.info("gateway_stopped")
+
+
+async def serve(settings: GatewaySettings) -> int:
+    try:
+        gateway = await start(settings)
+    except (GatewayError, InfraError) as exc:
+        log.error("gateway_start_failed", error=str(exc))  # noqa: TRY400 - expected, no traceback
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    while not stopping.is_set() and gateway.feed.alive:
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        except TimeoutError:
+            continue
+    if not gateway.feed.alive:
+        log.error("gateway_feed_died", error=str(gateway.feed.crashed))
+    await stop(gateway)
+    return 0 if gateway.feed.crashed is None else 1
+
+
+def main(overrides: Mapping[str, Any] | None = None) -> int:
+    try:
+        settings = GatewaySettings(**(overrides or {}))
+    except ValidationError as exc:
+        configure_logging(LogSettings())
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        log.error("gateway_config_invalid", problems=problems)  # noqa: TRY400 - no traceback
+        return 2
+    configure_logging(settings.log)
+    start_metrics_endpoint(settings.metrics)
+    return uvloop.run(serve(settings))

@@ -1,0 +1,241 @@
+"""``mdgw gateway``, ``mdgw stream``, ``mdgw quote`` and ``mdgw certs``.
+
+The client commands connect as ``GATEWAY_CLIENT_*`` says (target, token, TLS files); flags
+override the target and TLS mode. ``mdgw stream`` redraws a table in a terminal and prints one
+line per update when its output is piped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse, QuoteSource
+from gateway.client import GatewayClient
+from gateway.config import ClientSettings
+from gateway.errors import GatewayError
+from marketcore.fixed_point import format_micros
+
+DEFAULT_CERT_DIR = Path(".mdgw/certs")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    run = subparsers.add_parser("gateway", help="run the market-data gateway (gRPC)")
+    run.add_argument("--insecure", action="store_true", help="plaintext on loopback (dev only)")
+    run.add_argument("--port", type=int, help="listen port (default GATEWAY_PORT, 50051)")
+    run.add_argument("--address", help="listen address (default GATEWAY_ADDRESS, 127.0.0.1)")
+    run.set_defaults(handler=_run_gateway)
+
+    stream = subparsers.add_parser("stream", help="live prices from the gateway")
+    stream.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    stream.add_argument("--exchange", default="", help="one exchange (default: every exchange)")
+    stream.add_argument("--throttle-ms", type=int, default=0, help="at most one update per window")
+    stream.add_argument("--count", type=int, default=0, help="stop after this many updates")
+    _client_flags(stream)
+    stream.set_defaults(handler=_run_stream)
+
+    quote = subparsers.add_parser("quote", help="latest quote and the day's range")
+    quote.add_argument("symbol", metavar="SYMBOL")
+    quote.add_argument("--exchange", default="")
+    _client_flags(quote)
+    quote.set_defaults(handler=_run_quote)
+
+    certs = subparsers.add_parser("certs", help="make development TLS certificates")
+    certs.add_argument("--dir", type=Path, default=DEFAULT_CERT_DIR, help="where to write them")
+    certs.add_argument("--client-name", default="dev-client", help="client certificate name")
+    certs.set_defaults(handler=_run_certs)
+
+
+def _client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="host:port (default GATEWAY_CLIENT_TARGET)")
+    parser.add_argument(
+        "--insecure", action="store_true", help="plaintext, to a gateway run with --insecure"
+    )
+
+
+def _client(args: argparse.Namespace) -> GatewayClient:
+    overrides: dict[str, Any] = {}
+    if args.target:
+        overrides["target"] = args.target
+    if args.insecure:
+        overrides["insecure"] = True
+    return GatewayClient.from_settings(ClientSettings(**overrides))
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from gateway.app import main  # imported here: the client commands need no Kafka or Cassandra
+
+    overrides: dict[str, Any] = {}
+    if args.insecure:
+        overrides["insecure"] = True
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.address:
+        overrides["address"] = args.address
+    return main(overrides)
+
+
+def _failed(command: str, exc: grpc.aio.AioRpcError | GatewayError) -> int:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        print(f"mdgw {command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    else:
+        print(f"mdgw {command}: {exc}", file=sys.stderr)
+    return 1
+
+
+# -- quote ------------------------------------------------------------------------------------
+
+
+def _run_quote(args: argparse.Namespace) -> int:
+    async def fetch() -> QuoteResponse:
+        async with _client(args) as client:
+            return await client.get_quote(args.symbol, args.exchange)
+
+    try:
+        quote = asyncio.run(fetch())
+    except (grpc.aio.AioRpcError, GatewayError) as exc:
+        return _failed("quote", exc)
+    print(format_quote(quote))
+    return 0
+
+
+def _price(micros: int) -> str:
+    return format_micros(micros) if micros else "-"
+
+
+def _size(micros: int) -> str:
+    return format_micros(micros, min_decimals=0) if micros else "-"
+
+
+def _time(time_ns: int) -> str:
+    if not time_ns:
+        return "-"
+    moment = dt.datetime.fromtimestamp(time_ns // 1_000_000_000, tz=dt.UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{time_ns % 1_000_000_000 // 1000:06d}Z"
+
+
+def format_quote(quote: QuoteResponse) -> str:
+    latest = quote.latest
+    source = {QuoteSource.QUOTE_SOURCE_MEMORY: "live", QuoteSource.QUOTE_SOURCE_STORE: "stored"}
+    lines = [
+        f"{latest.symbol} on {latest.exchange}  ({source.get(quote.source, '?')}, "
+        f"trade date {quote.trade_date or '-'})",
+        f"  bid {_price(latest.bid_micros)} x {_size(latest.bid_size_micros)}   "
+        f"ask {_price(latest.ask_micros)} x {_size(latest.ask_size_micros)}   "
+        f"last {_price(latest.last_micros)} x {_size(latest.last_size_micros)}",
+        f"  open {_price(quote.open_micros)}  high {_price(quote.day_high_micros)}  "
+        f"low {_price(quote.day_low_micros)}  prev close {_price(quote.prev_close_micros)}",
+    ]
+    reference = latest.last_micros or (
+        (latest.bid_micros + latest.ask_micros) // 2
+        if latest.bid_micros and latest.ask_micros
+        else 0
+    )
+    if quote.prev_close_micros and reference:
+        change = reference - quote.prev_close_micros
+        basis_points = change * 10_000 // quote.prev_close_micros
+        sign = "+" if change >= 0 else "-"
+        lines[-1] += (
+            f"  change {sign}{format_micros(abs(change))} "
+            f"({sign}{abs(basis_points) // 100}.{abs(basis_points) % 100:02d}%)"
+        )
+    lines.append(f"  event time {_time(latest.event_time_ns)}")
+    return "\n".join(lines)
+
+
+# -- stream -----------------------------------------------------------------------------------
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        asyncio.run(_stream(args, console))
+    except (grpc.aio.AioRpcError, GatewayError) as exc:
+        return _failed("stream", exc)
+    return 0
+
+
+async def _stream(args: argparse.Namespace, console: Console) -> None:
+    latest: dict[tuple[str, str], PriceUpdate] = {}
+    received = 0
+    async with _client(args) as client:
+        updates = client.stream_prices(args.symbols, args.exchange, args.throttle_ms)
+        if not console.is_terminal:
+            async for update in updates:
+                print(format_update_line(update), flush=True)
+                received += 1
+                if args.count and received >= args.count:
+                    return
+            return
+        with Live(price_table(args.symbols, latest), console=console, refresh_per_second=8) as live:
+            async for update in updates:
+                latest[(update.symbol, update.exchange)] = update
+                live.update(price_table(args.symbols, latest))
+                received += 1
+                if args.count and received >= args.count:
+                    return
+
+
+def format_update_line(update: PriceUpdate) -> str:
+    return (
+        f"{update.stream_sequence:>8} {update.symbol:<10} {update.exchange:<10} "
+        f"bid {_price(update.bid_micros):>12} ask {_price(update.ask_micros):>12} "
+        f"last {_price(update.last_micros):>12}  {_time(update.event_time_ns)}"
+    )
+
+
+def price_table(symbols: Sequence[str], latest: dict[tuple[str, str], PriceUpdate]) -> Table:
+    table = Table(title="mdgw stream (Ctrl-C to stop)", title_justify="left")
+    for name in ("symbol", "exchange", "bid", "bid size", "ask", "ask size", "last", "event time"):
+        table.add_column(name, justify="left" if name in ("symbol", "exchange") else "right")
+    table.add_column("seq", justify="right")
+    order = {symbol: index for index, symbol in enumerate(symbols)}
+    for (symbol, exchange), update in sorted(
+        latest.items(), key=lambda item: (order.get(item[0][0], 0), item[0][1])
+    ):
+        table.add_row(
+            symbol,
+            exchange,
+            _price(update.bid_micros),
+            _size(update.bid_size_micros),
+            _price(update.ask_micros),
+            _size(update.ask_size_micros),
+            _price(update.last_micros),
+            _time(update.event_time_ns),
+            str(update.stream_sequence),
+        )
+    waiting = [symbol for symbol in symbols if not any(key[0] == symbol for key in latest)]
+    for symbol in waiting:
+        table.add_row(symbol, "-", "-", "-", "-", "-", "-", "waiting for a tick", "")
+    return table
+
+
+# -- certs ------------------------------------------------------------------------------------
+
+
+def _run_certs(args: argparse.Namespace) -> int:
+    from gateway.devcerts import make_dev_certificates
+
+    paths = make_dev_certificates(
+        args.dir, client_name=args.client_name, now=dt.datetime.now(tz=dt.UTC)
+    )
+    print(f"development certificates in {paths.directory} (valid for localhost and 127.0.0.1)")
+    print("gateway (TLS; add the last line for mutual TLS):")
+    print(f"  GATEWAY_TLS_CERT_FILE={paths.server_cert}")
+    print(f"  GATEWAY_TLS_KEY_FILE={paths.server_key}")
+    print(f"  GATEWAY_TLS_CLIENT_CA_FILE={paths.ca_cert}")
+    print("client (mdgw stream / mdgw quote):")
+    print(f"  GATEWAY_CLIENT_CA_FILE={paths.ca_cert}")
+    print(f"  GATEWAY_CLIENT_CERT_FILE={paths.client_cert}")
+    print(f"  GATEWAY_CLIENT_KEY_FILE={paths.client_key}")
+    return 0

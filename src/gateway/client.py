@@ -1,0 +1,194 @@
+"""A small async client for MarketDataService.
+
+- Channel: ``round_robin`` over every address the target resolves to (``dns:///name:port``
+  spreads calls over replicas), retries for UNAVAILABLE only (never for other codes; a stream
+  is retried only before its first message, as gRPC retries work), keepalive pings.
+- Every call has a deadline: ``timeout_s`` for GetQuote, ``stream_timeout_s`` for a stream.
+- ``stream_prices`` resubscribes, with backoff, when a stream ends UNAVAILABLE (server
+  shutting down, connection aged out) or its deadline passes: each new stream starts again
+  with a snapshot and ``stream_sequence`` 1.
+- Tokens travel as ``authorization: Bearer ...`` metadata on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Self
+
+import grpc
+
+from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1.prices_pb2 import (
+    PriceSubscription,
+    PriceUpdate,
+    PriceUpdateBatch,
+    QuoteRequest,
+    QuoteResponse,
+)
+from gateway.config import ClientSettings
+from gateway.security import SERVICE, channel_credentials
+from marketcore.backoff import BackoffPolicy, backoff_delay
+
+_MIB = 1024 * 1024
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": SERVICE}],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+}
+RESUBSCRIBE_ON = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+ChannelOption = tuple[str, str | int]
+
+
+def channel_options(server_name: str = "") -> list[ChannelOption]:
+    options: list[ChannelOption] = [
+        ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+        ("grpc.enable_retries", 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.max_receive_message_length", 16 * _MIB),
+    ]
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return options
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str = "",
+        timeout_s: float = 5.0,
+        stream_timeout_s: float = 3_600.0,
+        server_name: str = "",
+        extra_options: Sequence[ChannelOption] = (),
+    ) -> None:
+        """``credentials`` None means plaintext (a gateway in insecure mode on loopback)."""
+        options = [*channel_options(server_name), *extra_options]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+        self._stub = services_pb2_grpc.MarketDataServiceStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self.timeout_s = timeout_s
+        self.stream_timeout_s = stream_timeout_s
+        self.resubscribe_backoff = BackoffPolicy(base_s=0.2, cap_s=5.0)
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> GatewayClient:
+        credentials = None
+        if not settings.insecure:
+            credentials = channel_credentials(
+                settings.ca_file, settings.cert_file, settings.key_file
+            )
+        return cls(
+            settings.target,
+            credentials=credentials,
+            token=settings.token.get_secret_value(),
+            timeout_s=settings.timeout_s,
+            stream_timeout_s=settings.stream_timeout_s,
+            server_name=settings.server_name,
+        )
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def get_quote(
+        self, symbol: str, exchange: str = "", *, timeout_s: float | None = None
+    ) -> QuoteResponse:
+        return await self._stub.GetQuote(
+            QuoteRequest(symbol=symbol, exchange=exchange),
+            timeout=timeout_s or self.timeout_s,
+            metadata=self._metadata,
+        )
+
+    def subscribe(
+        self, symbols: Sequence[str], exchange: str = "", throttle_ms: int = 0
+    ) -> grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdate]:
+        """One StreamPrices call, as is (no resubscription): for callers that want the status."""
+        request = PriceSubscription(
+            symbols=list(symbols), exchange=exchange, throttle_ms=throttle_ms
+        )
+        return self._stub.StreamPrices(
+            request, timeout=self.stream_timeout_s, metadata=self._metadata
+        )
+
+    def subscribe_batches(
+        self,
+        symbols: Sequence[str],
+        exchange: str = "",
+        throttle_ms: int = 0,
+        max_batch_size: int = 0,
+        max_delay_ms: int = 0,
+    ) -> grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdateBatch]:
+        request = PriceSubscription(
+            symbols=list(symbols),
+            exchange=exchange,
+            throttle_ms=throttle_ms,
+            max_batch_size=max_batch_size,
+            max_delay_ms=max_delay_ms,
+        )
+        return self._stub.StreamPriceBatches(
+            request, timeout=self.stream_timeout_s, metadata=self._metadata
+        )
+
+    async def stream_prices(
+        self,
+        symbols: Sequence[str],
+        exchange: str = "",
+        throttle_ms: int = 0,
+        *,
+        max_failed_attempts: int = 5,
+    ) -> AsyncIterator[PriceUpdate]:
+        """Live prices, resubscribing after UNAVAILABLE or a passed stream deadline. Other
+        errors (UNAUTHENTICATED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED...) are raised, and so is
+        the last error after ``max_failed_attempts`` subscriptions in a row gave nothing."""
+        attempt = 0
+        while True:
+            call = self.subscribe(symbols, exchange, throttle_ms)
+            try:
+                async for update in call:
+                    attempt = 0
+                    yield update
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RESUBSCRIBE_ON or attempt + 1 >= max_failed_attempts:
+                    raise
+            else:
+                return  # the server ended the stream normally
+            finally:
+                call.cancel()
+            attempt += 1
+            await asyncio.sleep(backoff_delay(attempt, self.resubscribe_backoff, random.random()))

@@ -1,0 +1,91 @@
+"""In-memory stand-ins for the gateway's ports, like httpx's ``MockTransport``: contract tests
+and the benchmark run the real server, servicer and core on them, with no Kafka or Cassandra."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from gateway.core.quotes import DayBar
+from gateway.core.updates import FeedUpdate
+from gateway.errors import QuoteStoreError
+from gateway.market import MarketData
+from gateway.service.convert import decode_update
+from marketcore.instruments import InstrumentKey
+
+
+class MemoryQuoteStore:
+    """A ``QuoteStore`` over dicts; ``failing`` makes every read raise QuoteStoreError."""
+
+    def __init__(self) -> None:
+        self.bars: dict[InstrumentKey, list[DayBar]] = {}
+        self.ticks: dict[tuple[InstrumentKey, str], bytes] = {}
+        self.failing = False
+        self.reads = 0
+
+    def add_bar(self, key: InstrumentKey, bar: DayBar) -> None:
+        bars = [b for b in self.bars.get(key, []) if b.trade_date != bar.trade_date]
+        self.bars[key] = sorted([*bars, bar], key=lambda b: b.trade_date, reverse=True)
+
+    def add_tick(self, key: InstrumentKey, trade_date: str, update: PriceUpdate) -> None:
+        self.ticks[(key, trade_date)] = update.SerializeToString()
+
+    async def day_bars(self, key: InstrumentKey, limit: int) -> list[DayBar]:
+        self._read()
+        return self.bars.get(key, [])[:limit]
+
+    async def latest_payload(self, key: InstrumentKey, trade_date: str) -> bytes | None:
+        self._read()
+        return self.ticks.get((key, trade_date))
+
+    def _read(self) -> None:
+        self.reads += 1
+        if self.failing:
+            raise QuoteStoreError("read", "store marked failing")
+
+
+class ManualFeed:
+    """A ``Feed`` the caller pushes PriceUpdates into (from the loop or any thread)."""
+
+    def __init__(self, market: MarketData, loop: asyncio.AbstractEventLoop) -> None:
+        self._market = market
+        self._loop = loop
+        self.started = False
+        self.stopped = False
+
+    def start(self, timeout_s: float) -> None:
+        self.started = True
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.stopped = True
+
+    @property
+    def alive(self) -> bool:
+        return self.started and not self.stopped
+
+    @property
+    def crashed(self) -> BaseException | None:
+        return None
+
+    def push(self, updates: Iterable[PriceUpdate]) -> None:
+        """Decode and apply now (call on the loop)."""
+        self.push_decoded(decoded(updates))
+
+    def push_decoded(self, updates: list[FeedUpdate]) -> None:
+        self._market.apply(updates)
+
+    def push_threadsafe(self, updates: list[FeedUpdate]) -> None:
+        self._loop.call_soon_threadsafe(self._market.apply, updates)
+
+
+def decoded(updates: Iterable[PriceUpdate]) -> list[FeedUpdate]:
+    result = []
+    for update in updates:
+        feed_update = decode_update(update.SerializeToString())
+        problem = feed_update if isinstance(feed_update, str) else None
+        if problem is not None:
+            raise ValueError(f"not a valid tick ({problem}): {update}")
+        assert isinstance(feed_update, FeedUpdate)  # narrowed: not a problem string
+        result.append(feed_update)
+    return result

@@ -1,0 +1,28 @@
+"""Prometheus metrics of the gateway (gateway_<noun>_<unit>). Labels are bounded: rpc is the
+method name, code a gRPC status name, reason and source small fixed sets."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RPC_LATENCY = Histogram(
+    "gateway_rpc_handling_seconds",
+    "Time from a call's arrival to its end (streams: the stream's lifetime)",
+    ["rpc"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1, 5, 60, 600, 3600),
+)
+RPCS = Counter("gateway_rpcs_total", "Calls finished, by status code", ["rpc", "code"])
+AUTH_FAILURES = Counter("gateway_auth_failures_total", "Calls refused", ["reason"])
+STREAMS = Gauge("gateway_streams_open", "Price streams open")
+STREAM_UPDATES = Counter("gateway_stream_updates_sent_total", "Updates written to streams")
+STREAM_CONFLATED = Counter(
+    "gateway_stream_updates_conflated_total", "Updates replaced by a newer one before sending"
+)
+STREAM_ENDS = Counter("gateway_stream_ends_total", "Streams ended by the server", ["reason"])
+FEED_RECORDS = Counter("gateway_feed_records_total", "Kafka records read", ["result"])
+FEED_DELAY = Gauge(
+    "gateway_feed_delay_seconds", "Now minus the event time of the newest tick applied"
+)
+INSTRUMENTS = Gauge("gateway_instruments_in_memory", "Instruments in the quote view")
+QUOTES = Counter("gateway_quotes_total", "GetQuote answers", ["source"])
+STORE_ERRORS = Counter("gateway_store_errors_total", "Failed Cassandra reads", ["operation"])

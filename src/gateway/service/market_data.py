@@ -1,0 +1,327 @@
+"""MarketDataService: StreamPrices, StreamPriceBatches and GetQuote; SubmitOrders and
+LiveTrading answer UNIMPLEMENTED until a trading handler is plugged in (issue 6).
+
+Status codes: a malformed request (including bytes that are not the request message) is
+INVALID_ARGUMENT; an unknown symbol in GetQuote NOT_FOUND; too many streams, or a client too
+slow for its stream, RESOURCE_EXHAUSTED with the reason; the store unreachable for a fallback
+read UNAVAILABLE; a stream ended because the server is stopping UNAVAILABLE (resubscribe).
+
+Unknown symbols in a subscription are accepted and stay silent until their first tick (a
+symbol may start trading after the subscription); only malformed ones are refused.
+
+Streams are written with ``context.write`` from a task of their own (the "pump"), so a client
+that stops reading, which blocks the write, can still be cut off: the watchdog cancels the
+pump and the handler ends the call with RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError, Message
+
+from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
+from financial.marketdata.v1.prices_pb2 import PriceSubscription, QuoteRequest, QuoteResponse
+from gateway import metrics
+from gateway.core.fanout import Subscriber
+from gateway.core.subscriptions import Invalid, Subscription, SubscriptionLimits
+from gateway.core.updates import FeedUpdate
+from gateway.errors import QuoteStoreError
+from gateway.market import MarketData
+from gateway.security import SERVICE
+from gateway.service import convert
+
+log = structlog.get_logger(__name__)
+MessageT = TypeVar("MessageT", bound=Message)
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# Updates taken from the outbox per round; the rest stay conflatable meanwhile.
+TAKE_PER_ROUND = 64
+SHUTDOWN_REASON = "gateway shutting down: resubscribe"
+
+
+class TradingHandlers(Protocol):
+    """What issue 6 plugs in: the two trading RPCs, same signatures as the servicer's."""
+
+    async def SubmitOrders(
+        self, request_iterator: AsyncIterator[OrderRequest], context: Context
+    ) -> OrderBatchSummary: ...
+
+    async def LiveTrading(
+        self, request_iterator: AsyncIterator[TradingMessage], context: Context
+    ) -> None: ...
+
+
+class MarketDataServicer:
+    def __init__(
+        self,
+        market: MarketData,
+        limits: SubscriptionLimits,
+        max_streams: int,
+        trading: TradingHandlers | None = None,
+    ) -> None:
+        self._market = market
+        self._limits = limits
+        self._max_streams = max_streams
+        self._trading = trading
+        self._pumps: dict[Subscriber[FeedUpdate], asyncio.Task[None]] = {}
+        self._closing = False
+
+    # -- RPCs -------------------------------------------------------------------------------
+
+    async def StreamPrices(self, request: PriceSubscription | None, context: Context) -> None:
+        subscription = await self._subscription(request, context, batched=False)
+        await self._stream(subscription, context, self._pump_updates)
+
+    async def StreamPriceBatches(self, request: PriceSubscription | None, context: Context) -> None:
+        subscription = await self._subscription(request, context, batched=True)
+        await self._stream(subscription, context, self._pump_batches)
+
+    async def GetQuote(self, request: QuoteRequest | None, context: Context) -> QuoteResponse:
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a QuoteRequest")
+        query = convert.quote_query_from_proto(request)
+        if isinstance(query, Invalid):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(query))
+        try:
+            answer = await self._market.quote(query)
+        except QuoteStoreError as exc:
+            metrics.STORE_ERRORS.labels(exc.operation).inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "quote store unavailable; retry")
+        if answer is None:
+            where = f" on {query.exchange}" if query.exchange else ""
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no quote for {query.symbol}{where}")
+        metrics.QUOTES.labels("store" if answer.from_store else "memory").inc()
+        return convert.quote_response(answer.quote, from_store=answer.from_store)
+
+    async def SubmitOrders(
+        self, request_iterator: AsyncIterator[OrderRequest], context: Context
+    ) -> OrderBatchSummary:
+        if self._trading is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SubmitOrders is not served yet")
+        return await self._trading.SubmitOrders(request_iterator, context)
+
+    async def LiveTrading(
+        self, request_iterator: AsyncIterator[TradingMessage], context: Context
+    ) -> None:
+        if self._trading is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "LiveTrading is not served yet")
+        await self._trading.LiveTrading(request_iterator, context)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close_streams(self) -> int:
+        """Shutdown: refuse new streams; open ones send what is pending and end UNAVAILABLE."""
+        self._closing = True
+        return self._market.fanout.close_all(SHUTDOWN_REASON)
+
+    async def watch_lag(self, interval_s: float) -> None:
+        """Cut off subscribers past the lag limit (runs for the server's lifetime)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            for subscriber in self._market.cut_lagging():
+                pump = self._pumps.get(subscriber)
+                if pump is not None:
+                    pump.cancel()  # it may be blocked in a write to a client that stopped reading
+
+    # -- streams -----------------------------------------------------------------------------
+
+    async def _subscription(
+        self, request: PriceSubscription | None, context: Context, *, batched: bool
+    ) -> Subscription:
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a PriceSubscription")
+        subscription = convert.subscription_from_proto(request, self._limits, batched=batched)
+        if isinstance(subscription, Invalid):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(subscription))
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_REASON)
+        if len(self._market.fanout) >= self._max_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this gateway serves {self._max_streams} streams already; try another",
+            )
+        return subscription
+
+    async def _stream(
+        self,
+        subscription: Subscription,
+        context: Context,
+        pump: Callable[[Subscriber[FeedUpdate], asyncio.Event, Context], Any],
+    ) -> None:
+        ready = asyncio.Event()
+        queued_ns = time.monotonic_ns()
+        subscriber = self._market.subscribe(subscription, ready.set)
+        log.info(
+            "stream_opened",
+            symbols=len(subscription.symbols),
+            exchange=subscription.exchange,
+            throttle_ms=subscription.throttle_ns // 1_000_000,
+        )
+        try:
+            await self._market.seed_from_store(subscriber, subscription, queued_ns)
+            task: asyncio.Task[None] = asyncio.ensure_future(pump(subscriber, ready, context))
+            task.add_done_callback(_retrieve)
+            self._pumps[subscriber] = task
+            await asyncio.wait({task})  # returns when the pump ends, also when it was cancelled
+            if subscriber.cut_reason is not None:
+                metrics.STREAM_ENDS.labels("slow_client").inc()
+                log.warning("stream_cut_off", reason=subscriber.cut_reason, sent=subscriber.sent)
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, subscriber.cut_reason)
+            task.result()  # re-raises what broke the pump (the interceptor makes it INTERNAL)
+            if subscriber.closing is not None:
+                metrics.STREAM_ENDS.labels("shutdown").inc()
+                await context.abort(grpc.StatusCode.UNAVAILABLE, subscriber.closing)
+        finally:
+            pending = self._pumps.pop(subscriber, None)
+            if pending is not None and not pending.done():
+                pending.cancel()
+            metrics.STREAM_CONFLATED.inc(subscriber.outbox.conflated)
+            self._market.unsubscribe(subscriber)
+            log.info("stream_closed", sent=subscriber.sent, conflated=subscriber.outbox.conflated)
+
+    async def _pump_updates(
+        self, subscriber: Subscriber[FeedUpdate], ready: asyncio.Event, context: Context
+    ) -> None:
+        """StreamPrices: one PriceUpdate per message, until cut off or the server closes."""
+        outbox = subscriber.outbox
+        wall_ns = time.time_ns
+        while subscriber.cut_reason is None:
+            ready.clear()
+            if subscriber.closing is not None:
+                taken = outbox.drain()
+            else:
+                taken = outbox.take(time.monotonic_ns(), TAKE_PER_ROUND)
+            if taken:
+                number = subscriber.number(len(taken))
+                for update in taken:
+                    if not await _write(context, convert.stamp(update.payload, number, wall_ns())):
+                        return
+                    number += 1
+                metrics.STREAM_UPDATES.inc(len(taken))
+                continue
+            if subscriber.closing is not None:
+                return
+            await _wait_ready(ready, outbox.next_ready_ns())
+
+    async def _pump_batches(
+        self, subscriber: Subscriber[FeedUpdate], ready: asyncio.Event, context: Context
+    ) -> None:
+        """StreamPriceBatches: what became ready since the last send, in one message of at most
+        ``max_batch_size`` updates; an update waits at most ``max_delay`` for its batch."""
+        subscription = subscriber.subscription
+        outbox = subscriber.outbox
+        size, delay_ns = subscription.max_batch_size, subscription.max_delay_ns
+        wall_ns = time.time_ns
+        while subscriber.cut_reason is None:
+            ready.clear()
+            closing = subscriber.closing is not None
+            if not closing and len(outbox) and len(outbox) < size:
+                # let the batch fill for up to max_delay after the first update is seen
+                deadline_ns = time.monotonic_ns() + delay_ns
+                while len(outbox) < size and subscriber.closing is None:
+                    now_ns = time.monotonic_ns()
+                    if now_ns >= deadline_ns or subscriber.cut_reason is not None:
+                        break
+                    ready.clear()
+                    await _wait_ready(ready, deadline_ns)
+            taken = outbox.drain() if closing else outbox.take(time.monotonic_ns(), size)
+            while taken:
+                chunk, taken = taken[:size], taken[size:]
+                number = subscriber.number(len(chunk))
+                now = wall_ns()
+                stamped = [
+                    convert.stamp(update.payload, number + offset, now)
+                    for offset, update in enumerate(chunk)
+                ]
+                if not await _write(context, convert.batch(stamped)):
+                    return
+                metrics.STREAM_UPDATES.inc(len(chunk))
+            if closing:
+                return
+            if not len(outbox):
+                await _wait_ready(ready, None)
+            else:
+                await _wait_ready(ready, outbox.next_ready_ns())
+
+
+async def _write(context: Context, data: bytes) -> bool:
+    """Write one message; False when the call ended under us (the client went away)."""
+    try:
+        await context.write(data)
+    except Exception:  # grpc raises a private error type for a dead call
+        if context.cancelled() or context.done():
+            return False
+        raise
+    return True
+
+
+async def _wait_ready(ready: asyncio.Event, until_ns: int | None) -> None:
+    """Wait for ``ready`` (an outbox gained a value, or the stream must end), or until
+    ``until_ns`` on the monotonic clock."""
+    if until_ns is None:
+        await ready.wait()
+        return
+    timeout_s = (until_ns - time.monotonic_ns()) / 1e9
+    if timeout_s <= 0:
+        return
+    try:
+        await asyncio.wait_for(ready.wait(), timeout_s)
+    except TimeoutError:
+        return
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a pump's failure as seen: when the handler was cancelled first (the client went
+    away), nobody else looks at it."""
+    if not task.cancelled():
+        task.exception()
+
+
+# -- registration -----------------------------------------------------------------------------
+
+
+def _lenient(message_type: type[MessageT]) -> Callable[[bytes], MessageT | None]:
+    """A request deserializer that turns undecodable bytes into None (the handler answers
+    INVALID_ARGUMENT) instead of gRPC's INTERNAL."""
+
+    def deserialize(data: bytes) -> MessageT | None:
+        try:
+            return message_type.FromString(data)
+        except DecodeError:
+            return None
+
+    return deserialize
+
+
+def _already_encoded(data: bytes) -> bytes:
+    return data
+
+
+def add_to_server(servicer: MarketDataServicer, server: grpc.aio.Server) -> None:
+    """Register like the generated ``add_MarketDataServiceServicer_to_server``, except that
+    the price streams write bytes already encoded (``convert.stamp``/``convert.batch``) and
+    undecodable requests reach the handlers as None."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "StreamPrices": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamPrices, _lenient(PriceSubscription), _already_encoded
+        ),
+        "StreamPriceBatches": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamPriceBatches, _lenient(PriceSubscription), _already_encoded
+        ),
+        "GetQuote": grpc.unary_unary_rpc_method_handler(
+            servicer.GetQuote, _lenient(QuoteRequest), QuoteResponse.SerializeToString
+        ),
+        "SubmitOrders": grpc.stream_unary_rpc_method_handler(
+            servicer.SubmitOrders, OrderRequest.FromString, OrderBatchSummary.SerializeToString
+        ),
+        "LiveTrading": grpc.stream_stream_rpc_method_handler(
+            servicer.LiveTrading, TradingMessage.FromString, TradingMessage.SerializeToString
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)

@@ -1,0 +1,128 @@
+"""``mdgw quote``, ``mdgw stream`` and ``mdgw certs`` against a real server (fake feed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse
+from gateway import app, cli
+from gateway.config import GatewaySettings
+from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
+from gateway.market import MarketData
+
+SOURCE_ROOT = str(Path(__file__).resolve().parents[2] / "src")
+NOW_NS = 1_763_650_800_000_000_000  # 2025-11-20 15:00 UTC
+
+
+def _tick(symbol: str, n: int) -> PriceUpdate:
+    return PriceUpdate(
+        exchange="NASDAQ", symbol=symbol, bid_micros=152_370_000 + n, ask_micros=152_400_000,
+        last_micros=152_380_000, bid_size_micros=100_000_000, event_time_ns=NOW_NS + n,
+        feed_handler_id="cli", feed_sequence=n,
+    )  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mdgw")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture
+async def port(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
+    feeds: list[ManualFeed] = []
+
+    def feed_factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> ManualFeed:
+        feeds.append(ManualFeed(market, loop))
+        market.apply(decoded([_tick("AAPL", 1), _tick("MSFT", 2)]))
+        return feeds[0]
+
+    gateway = await app.start(
+        GatewaySettings(insecure=True, port=0), store=MemoryQuoteStore(), feed_factory=feed_factory
+    )
+    monkeypatch.setenv("GATEWAY_CLIENT_TARGET", f"127.0.0.1:{gateway.port}")
+    monkeypatch.setenv("GATEWAY_CLIENT_INSECURE", "true")
+    yield gateway.port
+    await app.stop(gateway)
+
+
+async def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    code: int = await asyncio.to_thread(args.handler, args)
+    return code
+
+
+async def test_quote_prints_a_readable_quote(port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await _run(["quote", "AAPL"]) == 0
+    out = capsys.readouterr().out
+    assert "AAPL on NASDAQ  (live, trade date 2025-11-20)" in out
+    assert "bid 152.370001 x 100" in out
+    assert "last 152.38" in out
+
+
+async def test_quote_of_an_unknown_symbol_says_not_found(
+    port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _run(["quote", "NOPE"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+async def test_stream_prints_one_line_per_update_when_piped(
+    port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _run(["stream", "AAPL", "MSFT", "--count", "2"]) == 0
+    # (structlog is not configured in tests, so the server's log lines share stdout)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "] stream_" not in line]
+    assert len(lines) == 2
+    assert lines[0].split()[:3] == ["1", "AAPL", "NASDAQ"]
+    assert lines[1].split()[:2] == ["2", "MSFT"]
+
+
+def test_price_table_shows_symbols_still_waiting() -> None:
+    table = cli.price_table(["AAPL", "TSLA"], {("AAPL", "NASDAQ"): _tick("AAPL", 3)})
+    assert table.row_count == 2
+
+
+def test_quote_format_shows_the_change_from_the_previous_close() -> None:
+    text = cli.format_quote(
+        QuoteResponse(latest=_tick("AAPL", 1), prev_close_micros=150_000_000, open_micros=1)
+    )
+    assert "change +2.38 (+1.58%)" in text
+
+
+def test_certs_writes_a_ca_server_and_client_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parser().parse_args(["certs", "--dir", str(tmp_path / "certs")])
+    assert args.handler(args) == 0
+    names = sorted(p.name for p in (tmp_path / "certs").iterdir())
+    assert names == ["ca.pem", "client-key.pem", "client.pem", "server-key.pem", "server.pem"]
+    assert (tmp_path / "certs" / "server-key.pem").stat().st_mode & 0o777 == 0o600
+    assert "GATEWAY_TLS_CERT_FILE=" in capsys.readouterr().out
+
+
+async def test_gateway_with_bad_configuration_exits_with_one_clear_line() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": SOURCE_ROOT,
+        "LOG_FORMAT": "json",
+        "GATEWAY_INSECURE": "true",
+        "GATEWAY_ADDRESS": "0.0.0.0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert process.returncode == 2
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert [entry["event"] for entry in lines] == ["gateway_config_invalid"]
+    assert "loopback only" in lines[0]["problems"]

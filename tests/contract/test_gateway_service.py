@@ -1,0 +1,502 @@
+"""MarketDataService over a real grpc.aio server on port 0, with the in-memory feed and store
+(gateway.fakes) behind it: the wire contract, status codes, auth, streams and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
+
+from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1.orders_pb2 import OrderRequest, TradingMessage
+from financial.marketdata.v1.prices_pb2 import (
+    PriceSubscription,
+    PriceUpdate,
+    QuoteRequest,
+    QuoteResponse,
+    QuoteSource,
+)
+from gateway import app
+from gateway.client import GatewayClient
+from gateway.config import GatewaySettings
+from gateway.core.quotes import DayBar
+from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
+from gateway.market import MarketData
+from marketcore.backoff import BackoffPolicy
+from marketcore.instruments import InstrumentKey
+from marketcore.trading_calendar import trade_date_text
+
+TOKEN = "contract-token-0123456789abcdef"
+TRADER = "contract-trader-0123456789abcdef"
+TOKENS = json.dumps(
+    {
+        TOKEN: {"account": "acct-md", "permissions": ["market_data"]},
+        TRADER: {"account": "acct-tr", "permissions": ["trading"]},
+    }
+)
+NOW_NS = time.time_ns()
+AAPL = InstrumentKey("NASDAQ", "AAPL")
+
+
+def tick(symbol: str, n: int, *, exchange: str = "NASDAQ", last: int = 0) -> PriceUpdate:
+    return PriceUpdate(
+        exchange=exchange,
+        symbol=symbol,
+        bid_micros=100_000_000 + n,
+        ask_micros=100_100_000 + n,
+        last_micros=last or 100_050_000 + n,
+        event_time_ns=NOW_NS + n * 1_000,
+        received_time_ns=NOW_NS + n * 1_000 + 500,
+        feed_handler_id="contract",
+        feed_sequence=n,
+    )
+
+
+@dataclass
+class Served:
+    gateway: app.Gateway
+    feed: ManualFeed
+    store: MemoryQuoteStore
+    client: GatewayClient
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.gateway.port}"
+
+    @property
+    def market(self) -> MarketData:
+        return self.gateway.market
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    settings = GatewaySettings(
+        insecure=True, port=0, auth_tokens=TOKENS, max_lag_ms=300, shutdown_grace_s=2
+    )
+    store = MemoryQuoteStore()
+    feeds: list[ManualFeed] = []
+
+    def feed_factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> ManualFeed:
+        feeds.append(ManualFeed(market, loop))
+        return feeds[0]
+
+    gateway = await app.start(settings, store=store, feed_factory=feed_factory)
+    client = GatewayClient(f"127.0.0.1:{gateway.port}", token=TOKEN, timeout_s=5)
+    yield Served(gateway, feeds[0], store, client)
+    await client.close()
+    if not feeds[0].stopped:
+        await app.stop(gateway)
+
+
+async def _take(call: grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdate], count: int):
+    received = []
+    async with asyncio.timeout(5):
+        async for update in call:
+            received.append(update)
+            if len(received) == count:
+                break
+    return received
+
+
+async def _drain_to_error(call, timeout_s: float = 10) -> tuple[list[int], grpc.aio.AioRpcError]:
+    """Read a stream to its end; the feed sequences read and the error that ended it."""
+    read: list[int] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for update in call:
+                read.append(update.feed_sequence)
+    except grpc.aio.AioRpcError as exc:
+        return read, exc
+    pytest.fail("the stream ended without an error")
+
+
+# -- GetQuote -------------------------------------------------------------------------------
+
+
+async def test_get_quote_from_memory_merges_the_stored_day(served: Served) -> None:
+    today = trade_date_text("NASDAQ", NOW_NS)
+    # the store saw the day start before this gateway did: an earlier open and a lower low
+    served.store.add_bar(
+        AAPL,
+        DayBar(today, 99_000_000, 100_000_000, 98_000_000, 99_500_000, NOW_NS - 10**9, NOW_NS - 1),
+    )
+    served.store.add_bar(AAPL, DayBar("2001-01-02", 1, 2, 1, 97_000_000, 1, 2))
+    served.feed.push([tick("AAPL", 1, last=101_000_000), tick("AAPL", 2, last=100_500_000)])
+
+    quote = await served.client.get_quote("AAPL", "NASDAQ")
+
+    assert quote.source == QuoteSource.QUOTE_SOURCE_MEMORY
+    assert quote.latest.feed_sequence == 2
+    assert quote.latest.last_micros == 100_500_000
+    assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (
+        99_000_000,
+        101_000_000,
+        98_000_000,
+    )
+    assert quote.prev_close_micros == 97_000_000
+    assert quote.trade_date == today
+    reads = served.store.reads
+    await served.client.get_quote("AAPL")  # merged once per day: no second store read
+    assert served.store.reads == reads
+
+
+async def test_get_quote_without_exchange_picks_the_most_recent_one(served: Served) -> None:
+    served.feed.push([tick("MSFT", 5, exchange="NYSE"), tick("MSFT", 9, exchange="NASDAQ")])
+    quote = await served.client.get_quote("MSFT")
+    assert quote.latest.exchange == "NASDAQ"
+
+
+async def test_get_quote_falls_back_to_the_store(served: Served) -> None:
+    key = InstrumentKey("NYSE", "IBM")
+    stored = tick("IBM", 3, exchange="NYSE")
+    served.store.add_bar(key, DayBar("2026-11-20", 5, 9, 4, 8, 1, 2))
+    served.store.add_bar(key, DayBar("2026-11-19", 1, 1, 1, 7, 1, 2))
+    served.store.add_tick(key, "2026-11-20", stored)
+
+    quote = await served.client.get_quote("IBM")
+
+    assert quote.source == QuoteSource.QUOTE_SOURCE_STORE
+    assert quote.latest == stored
+    assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (5, 9, 4)
+    assert quote.prev_close_micros == 7
+    assert quote.trade_date == "2026-11-20"
+
+
+async def test_unknown_symbol_is_not_found(served: Served) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.client.get_quote("NOPE", "NASDAQ")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "NOPE" in (caught.value.details() or "")
+
+
+async def test_store_down_is_unavailable(served: Served) -> None:
+    served.store.failing = True
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.client.get_quote("NOPE", "NASDAQ", timeout_s=2)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("symbol", "exchange"), [("", ""), ("AA PL", ""), ("AAPL", "NAS|DAQ"), ("X" * 65, "")]
+)
+async def test_malformed_quote_request_is_invalid_argument(
+    served: Served, symbol: str, exchange: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.client.get_quote(symbol, exchange)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_undecodable_request_bytes_are_invalid_argument_not_internal(served: Served) -> None:
+    for method in ("GetQuote", "StreamPrices"):
+        path = f"/financial.marketdata.v1.MarketDataService/{method}"
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
+        if method == "GetQuote":
+            call = served.client.channel.unary_unary(path)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(b"\xff\xff\xff", timeout=5, metadata=metadata)
+        else:
+            stream = served.client.channel.unary_stream(path)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in stream(b"\x0a\x05ab", timeout=5, metadata=metadata):
+                    pass
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+
+
+async def test_an_unexpected_error_is_internal_without_details(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(_query: object) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(served.market, "quote", broken)
+    with structlog.testing.capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.client.get_quote("AAPL")
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (caught.value.details() or "")
+    failures = [entry for entry in logs if entry["event"] == "rpc_failed"]
+    assert failures
+    assert "secret internal detail" in str(failures[0]["exc_info"])
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+async def test_calls_without_a_valid_token_are_unauthenticated(served: Served) -> None:
+    for token, expected in (
+        ("", grpc.StatusCode.UNAUTHENTICATED),
+        ("wrong-token-0123456789abcdef", grpc.StatusCode.UNAUTHENTICATED),
+        (TRADER, grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        async with GatewayClient(served.target, token=token) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await client.get_quote("AAPL")
+            assert caught.value.code() == expected, token
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await _take(client.subscribe(["AAPL"]), 1)
+            assert caught.value.code() == expected, token
+
+
+async def test_health_needs_no_token_and_reports_serving(served: Served) -> None:
+    async with grpc.aio.insecure_channel(served.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "financial.marketdata.v1.MarketDataService"):
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_trading_rpcs_are_unimplemented_for_now(served: Served) -> None:
+    async with GatewayClient(served.target, token=TRADER) as client:
+        stub = services_pb2_grpc.MarketDataServiceStub(client.channel)
+        metadata = (("authorization", f"Bearer {TRADER}"),)
+
+        async def orders() -> AsyncIterator[OrderRequest]:
+            yield OrderRequest(order_id="o-1")
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.SubmitOrders(orders(), timeout=5, metadata=metadata)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+        async def messages() -> AsyncIterator[TradingMessage]:
+            yield TradingMessage(new_order=OrderRequest(order_id="o-2"))
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in stub.LiveTrading(messages(), timeout=5, metadata=metadata):
+                pass
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+async def test_new_subscriber_gets_the_snapshot_first_then_live_updates(served: Served) -> None:
+    served.feed.push([tick("AAPL", 1), tick("MSFT", 2), tick("GOOG", 3)])
+    call = served.client.subscribe(["AAPL", "MSFT", "TSLA"])
+    snapshot = await _take(call, 2)
+    served.feed.push([tick("AAPL", 4), tick("TSLA", 5), tick("GOOG", 6)])
+    live = await _take(call, 2)
+    call.cancel()
+
+    assert [(u.symbol, u.feed_sequence) for u in snapshot] == [("AAPL", 1), ("MSFT", 2)]
+    assert [(u.symbol, u.feed_sequence) for u in live] == [("AAPL", 4), ("TSLA", 5)]
+    assert [u.stream_sequence for u in snapshot + live] == [1, 2, 3, 4]
+    assert all(u.gateway_send_time_ns >= NOW_NS for u in snapshot + live)
+
+
+async def test_store_snapshot_for_symbols_memory_does_not_know(served: Served) -> None:
+    key = InstrumentKey("NASDAQ", "ORCL")
+    served.store.add_bar(key, DayBar("2026-11-20", 5, 9, 4, 8, 1, 2))
+    served.store.add_tick(key, "2026-11-20", tick("ORCL", 1))
+    call = served.client.subscribe(["ORCL"], "NASDAQ")
+    first = await _take(call, 1)
+    call.cancel()
+    assert first[0].symbol == "ORCL"
+    assert first[0].stream_sequence == 1
+
+
+async def test_stream_filters_by_exchange(served: Served) -> None:
+    call = served.client.subscribe(["AAPL"], "NYSE")
+    await asyncio.sleep(0.1)
+    served.feed.push([tick("AAPL", 1), tick("AAPL", 2, exchange="NYSE")])
+    received = await _take(call, 1)
+    call.cancel()
+    assert received[0].exchange == "NYSE"
+
+
+async def test_throttle_conflates_to_the_latest_value(served: Served) -> None:
+    call = served.client.subscribe(["AAPL"], throttle_ms=300)
+    await asyncio.sleep(0.1)
+    served.feed.push([tick("AAPL", 1)])
+    first = await _take(call, 1)
+    served.feed.push([tick("AAPL", n) for n in range(2, 50)])
+    second = await _take(call, 1)
+    call.cancel()
+    assert first[0].feed_sequence == 1
+    assert second[0].feed_sequence == 49  # everything in between was conflated
+    gap_ns = second[0].gateway_send_time_ns - first[0].gateway_send_time_ns
+    assert gap_ns >= 290_000_000
+
+
+async def test_older_ticks_never_follow_newer_ones(served: Served) -> None:
+    call = served.client.subscribe(["AAPL"])
+    await asyncio.sleep(0.1)
+    served.feed.push([tick("AAPL", 5)])
+    received = await _take(call, 1)
+    served.feed.push([tick("AAPL", 3), tick("AAPL", 5)])  # older, and a redelivery
+    served.feed.push([tick("AAPL", 7)])
+    received += await _take(call, 1)
+    call.cancel()
+    assert [u.feed_sequence for u in received] == [5, 7]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PriceSubscription(),
+        PriceSubscription(symbols=["AAPL"], throttle_ms=-1),
+        PriceSubscription(symbols=["AAPL"], throttle_ms=3_600_000),
+        PriceSubscription(symbols=["bad symbol"]),
+        PriceSubscription(symbols=[f"S{n}" for n in range(1001)]),
+    ],
+)
+async def test_malformed_subscription_is_invalid_argument(
+    served: Served, request_: PriceSubscription
+) -> None:
+    stub = services_pb2_grpc.MarketDataServiceStub(served.client.channel)
+    call = stub.StreamPrices(request_, timeout=5, metadata=(("authorization", f"Bearer {TOKEN}"),))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_client_that_stops_reading_is_cut_off_and_others_are_not_delayed(
+    served: Served,
+) -> None:
+    # a small receive window, so the gateway's writes block soon after the client stops reading
+    slow_client = GatewayClient(
+        served.target,
+        token=TOKEN,
+        extra_options=[("grpc.http2.lookahead_bytes", 8192), ("grpc.http2.bdp_probe", 0)],
+    )
+    symbols = [f"S{n:03d}" for n in range(200)]
+    slow = slow_client.subscribe(symbols)
+    fast = served.client.subscribe(symbols)
+    await asyncio.sleep(0.2)
+    received = 0
+    for round_ in range(30):  # 6,000 updates over 1.5 s; the slow client reads none of them
+        served.feed.push([tick(symbol, round_ * 200 + n + 1) for n, symbol in enumerate(symbols)])
+        received += len(await _take(fast, 200))
+        await asyncio.sleep(0.05)
+    assert received == 6000
+
+    drained, error = await _drain_to_error(slow)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "client too slow" in (error.details() or "")
+    assert 0 < len(drained) < 6000
+    fast.cancel()
+    await slow_client.close()
+
+
+async def test_too_many_streams_is_resource_exhausted(served: Served) -> None:
+    served.gateway.servicer._max_streams = 1
+    first = served.client.subscribe(["AAPL"])
+    served.feed.push([tick("AAPL", 1)])
+    await _take(first, 1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _take(served.client.subscribe(["AAPL"]), 1)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    first.cancel()
+
+
+async def test_shutdown_drains_open_streams_and_ends_them_unavailable(served: Served) -> None:
+    call = served.client.subscribe(["AAPL", "MSFT"], throttle_ms=5_000)
+    served.feed.push([tick("AAPL", 1)])
+    await _take(call, 1)
+    served.feed.push([tick("AAPL", 2), tick("MSFT", 3)])  # AAPL is throttled for 5 s
+    stopping = asyncio.create_task(app.stop(served.gateway))
+    rest, error = await _drain_to_error(call, 5)
+    await stopping
+    assert sorted(rest) == [2, 3]  # pending updates are sent before the stream ends
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "resubscribe" in (error.details() or "")
+    assert served.feed.stopped
+
+
+async def test_quote_response_round_trips_through_the_generated_stub(served: Served) -> None:
+    served.feed.push([tick("AAPL", 1)])
+    stub = services_pb2_grpc.MarketDataServiceStub(served.client.channel)
+    response = await stub.GetQuote(
+        QuoteRequest(symbol="AAPL"), timeout=5, metadata=(("authorization", f"Bearer {TOKEN}"),)
+    )
+    assert isinstance(response, QuoteResponse)
+    assert response.latest.symbol == "AAPL"
+
+
+# -- batches (StreamPriceBatches) -------------------------------------------------------------
+
+
+async def test_batches_respect_the_max_size_and_keep_sequence_numbers(served: Served) -> None:
+    symbols = [f"B{n:02d}" for n in range(35)]
+    call = served.client.subscribe_batches(symbols, max_batch_size=10, max_delay_ms=50)
+    await asyncio.sleep(0.1)
+    served.feed.push([tick(symbol, n + 1) for n, symbol in enumerate(symbols)])
+    updates = []
+    sizes = []
+    async with asyncio.timeout(5):
+        async for batch in call:
+            sizes.append(len(batch.updates))
+            updates += batch.updates
+            if len(updates) >= 35:
+                break
+    call.cancel()
+    assert max(sizes) <= 10
+    assert [u.symbol for u in updates] == symbols
+    assert [u.stream_sequence for u in updates] == list(range(1, 36))
+
+
+async def test_a_lone_update_waits_at_most_max_delay_for_its_batch(served: Served) -> None:
+    call = served.client.subscribe_batches(["AAPL"], max_batch_size=100, max_delay_ms=80)
+    await asyncio.sleep(0.1)
+    pushed = time.monotonic()
+    served.feed.push([tick("AAPL", 1)])
+    async with asyncio.timeout(5):
+        batch = await call.read()
+    waited = time.monotonic() - pushed
+    call.cancel()
+    assert [u.feed_sequence for u in batch.updates] == [1]
+    assert 0.07 <= waited < 0.5
+
+
+async def test_connections_age_out_and_the_client_resubscribes() -> None:
+    settings = GatewaySettings(
+        insecure=True,
+        port=0,
+        auth_tokens=TOKENS,
+        max_connection_age_s=0.5,
+        max_connection_age_grace_s=0.3,
+    )
+    feeds: list[ManualFeed] = []
+
+    def feed_factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> ManualFeed:
+        feeds.append(ManualFeed(market, loop))
+        market.apply(decoded([tick("AAPL", 1)]))
+        return feeds[0]
+
+    gateway = await app.start(settings, store=MemoryQuoteStore(), feed_factory=feed_factory)
+    client = GatewayClient(f"127.0.0.1:{gateway.port}", token=TOKEN)
+    client.resubscribe_backoff = BackoffPolicy(base_s=0.05, cap_s=0.1)
+    sequences = []
+    async with asyncio.timeout(10):
+        async for update in client.stream_prices(["AAPL"]):
+            sequences.append(update.stream_sequence)  # each new stream starts with a snapshot
+            if len(sequences) == 2:
+                break
+    await client.close()
+    await app.stop(gateway)
+    assert sequences == [1, 1]
+
+
+async def test_calls_are_counted_per_method_and_status_code(served: Served) -> None:
+    def sample(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    found = {"rpc": "GetQuote", "code": "OK"}
+    missing = {"rpc": "GetQuote", "code": "NOT_FOUND"}
+    before = sample("gateway_rpcs_total", found), sample("gateway_rpcs_total", missing)
+    timed = sample("gateway_rpc_handling_seconds_count", {"rpc": "GetQuote"})
+    served.feed.push([tick("AAPL", 1)])
+    await served.client.get_quote("AAPL")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await served.client.get_quote("NOPE")
+    assert sample("gateway_rpcs_total", found) == before[0] + 1
+    assert sample("gateway_rpcs_total", missing) == before[1] + 1
+    assert sample("gateway_rpc_handling_seconds_count", {"rpc": "GetQuote"}) == timed + 2
