@@ -102,7 +102,7 @@ def default_feed_handler_id(venue: str) -> str:
 
 def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -> KafkaTickSink:
     return KafkaTickSink(
-        settings.kafka,
+        settings.kafka.model_copy(update={"linger_ms": settings.linger_ms}),
         settings.ticks_topic,
         buffer_max_messages=settings.buffer_max_messages,
         buffer_max_kbytes=settings.buffer_max_kbytes,

@@ -30,7 +30,7 @@ from confluent_kafka.admin import NewTopic
 from feedhandlers.adapters.kafka_sink import KafkaTickSink
 from feedhandlers.app import make_parser
 from feedhandlers.capture import CaptureLine, read_frames
-from feedhandlers.config import VENUES, Venue
+from feedhandlers.config import VENUES, FeedHandlerSettings, Venue
 from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.replay import capture_venue
 from marketinfra.kafka import ConfigValue, make_admin, make_producer
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--capture", type=Path, default=_DEFAULT_CAPTURE)
     parser.add_argument("--venue", choices=VENUES, help="default: from the capture")
     parser.add_argument("--repeat", type=int, default=10, help="replay the capture this often")
-    parser.add_argument("--linger-ms", type=float, help="default: KAFKA_LINGER_MS")
+    parser.add_argument("--linger-ms", type=float, help="default: FEEDHANDLER_LINGER_MS")
     parser.add_argument("--rate", type=int, default=2_000, help="ticks/s for the latency run")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the latency run")
     parser.set_defaults(handler=run)
@@ -258,9 +258,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot tell the venue of {path}: give --venue")
         return 2
     configure_logging(LogSettings(level="ERROR"))  # per-reason rejection notes are noise here
-    settings = KafkaSettings()
-    if args.linger_ms is not None:
-        settings = settings.model_copy(update={"linger_ms": args.linger_ms})
+    linger_ms = FeedHandlerSettings().linger_ms if args.linger_ms is None else args.linger_ms
+    settings = KafkaSettings().model_copy(update={"linger_ms": linger_ms})
     frames = read_frames(path)
     recorder = RecordingSink()
     probe = FeedPipeline(make_parser(venue), recorder, "bench.probe")

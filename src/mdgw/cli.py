@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
+from feedhandlers import cli as feedhandlers_cli
+from gateway import cli as gateway_cli
 from mdgw.commands import bench, k8s_topics, schema, topics
 from mdgw.localinfra import LocalInfraError, register_cli
 from tickwriter import cli as tickwriter_cli
@@ -26,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.register(subparsers)
     topics.register(subparsers)
     k8s_topics.register(subparsers)
+    feedhandlers_cli.register(subparsers)
     tickwriter_cli.register(subparsers)
+    gateway_cli.register(subparsers)
     bench.register(subparsers)
     return parser
 

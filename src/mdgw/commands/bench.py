@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from feedhandlers import bench as feedhandlers_bench
+from gateway import bench as gateway_bench
 from tickwriter import bench as tickwriter_bench
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks against the real servers")
     parts = parser.add_subparsers(dest="part", metavar="PART", required=True)
+    feedhandlers_bench.register(parts)
     tickwriter_bench.register(parts)
+    gateway_bench.register(parts)
