@@ -6,13 +6,14 @@ Values are serialized ``financial.marketdata.v1`` messages.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -113,10 +114,15 @@ def apply_topics(
             request_timeout=timeout_s,
         )
         for spec in missing:
-            _wait(futures[spec.name], spec.name, "create", timeout_s)
-            changes.append(
-                TopicChange(spec.name, ChangeKind.CREATED, f"{spec.partitions} partitions")
-            )
+            if _created(futures[spec.name], spec.name, timeout_s):
+                changes.append(
+                    TopicChange(spec.name, ChangeKind.CREATED, f"{spec.partitions} partitions")
+                )
+            else:  # it exists after all: align it like any other existing topic
+                partitions = _visible_partitions(admin, spec.name, timeout_s)
+                changes.extend(
+                    _align_existing(admin, spec, partitions, replication_factor, timeout_s)
+                )
     for spec in specs:
         if spec.name in existing:
             changes.extend(
@@ -125,6 +131,37 @@ def apply_topics(
                 )
             )
     return changes
+
+
+def _created(future: Future[Any], topic: str, timeout_s: float) -> bool:
+    """True when the topic was created; False when it already existed. The metadata a broker
+    answers with can lag behind the controller for a moment after a create (KRaft), so a topic
+    created just before can look missing; another apply may also have raced this one."""
+    try:
+        _wait(future, topic, "create", timeout_s)
+    except TopicApplyError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, KafkaException) and (
+            cause.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+        ):
+            return False
+        raise
+    return True
+
+
+def _visible_partitions(admin: AdminClient, topic: str, timeout_s: float) -> int:
+    """The partition count of a topic that exists, once the metadata shows it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        except KafkaException as exc:
+            raise TopicApplyError(topic, f"cannot describe: {exc}") from exc
+        if found is not None and found.error is None and found.partitions:
+            return len(found.partitions)
+        if time.monotonic() >= deadline:
+            raise TopicApplyError(topic, "exists, but its metadata did not show it in time")
+        time.sleep(0.2)  # metadata catching up with the controller
 
 
 def _align_existing(

@@ -5,6 +5,7 @@
 - the simulator stopped and started again: the handler reconnects and resumes;
 - Kafka unreachable, then reachable: the bounded buffer applies its policy and every
   accepted tick is delivered (counted end to end);
+- the real broker stopped and started under load: every accepted tick in Kafka exactly once;
 - SIGTERM on a running ``python -m feedhandlers``: exit 0 and every accepted tick in Kafka;
 - a capture replayed twice gives the same records (same ids and sequences).
 """
@@ -38,6 +39,7 @@ from feedhandlers.simulator.ws_server import SimulatorServer
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketinfra.kafka import make_consumer
 from marketinfra.settings import KafkaSettings
+from mdgw.localinfra import LocalInfraSettings, down, up
 from tests.integration.support import consume_or_fail, murmur2_partition
 
 SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD", "SIM3-USD"]
@@ -269,6 +271,53 @@ async def test_unreachable_kafka_bounds_the_buffer_then_delivers_every_accepted_
         b"TEST|S3": [1, 2],
         b"TEST|S4": [1, 2],
     }
+
+
+def _restart_kafka(settings: LocalInfraSettings, away_s: float) -> None:
+    down(settings, only=["kafka"])
+    time.sleep(away_s)
+    up(settings, only=["kafka"])
+
+
+async def test_a_kafka_restart_under_load_loses_no_accepted_tick(
+    kafka_settings: KafkaSettings, make_topic
+) -> None:
+    """The real broker is stopped for 3 s and started again while the simulator keeps
+    sending: the handler keeps reading, buffers, and every tick it accepted is in Kafka
+    exactly once afterwards (per-symbol feed_sequence 1..n with no gap and no repeat)."""
+    topic = make_topic(PARTITIONS)
+    simulator = SimulatorServer(CoinbaseFeed(SYMBOLS, seed=3), rate_per_s=300)
+    await simulator.start(0)
+    patient = kafka_settings.model_copy(update={"delivery_timeout_ms": 120_000})
+    settings = FeedHandlerSettings(
+        venue="coinbase",
+        url=simulator.url,
+        symbols=",".join(SYMBOLS),
+        ticks_topic=topic,
+        feed_handler_id="it-kafka-restart",
+        kafka=patient,
+    )
+    handler = build(settings)
+    sink = handler.sink
+    infra = LocalInfraSettings()
+    try:
+        async with _handler_running(handler):
+            await _until(lambda: sink.accepted >= 200, 20, "200 ticks before the restart")
+            before = sink.accepted
+            await asyncio.to_thread(_restart_kafka, infra, 3.0)
+            assert sink.accepted > before, "the handler stopped reading while Kafka was away"
+            restarted_at = sink.accepted
+            await _until(lambda: sink.accepted >= restarted_at + 200, 30, "ticks after it")
+            await simulator.stop()
+        unacknowledged = await asyncio.to_thread(sink.close, 60)
+    finally:
+        up(infra, only=["kafka"])  # whatever happened, the broker runs for the next test
+        await simulator.stop()
+    assert unacknowledged == 0
+    assert sink.delivery_errors.total() == 0
+    assert sink.dropped.total() == 0
+    by_symbol = _check_keyed_and_ordered(_read_all(kafka_settings, topic, sink.accepted, 60))
+    assert sum(len(updates) for updates in by_symbol.values()) == sink.accepted
 
 
 @contextlib.contextmanager

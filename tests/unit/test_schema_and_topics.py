@@ -1,10 +1,14 @@
+from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import ConfigResource
 
 from marketinfra.schema import cql_files, keyspace_cql, split_statements
 from marketinfra.settings import CassandraSettings
-from marketinfra.topics import ALL_TOPICS, TICKS_RAW
+from marketinfra.topics import ALL_TOPICS, TICKS_RAW, ChangeKind, TopicSpec, apply_topics
 
 REPO_CQL = Path(__file__).resolve().parents[2] / "cql"
 
@@ -72,3 +76,38 @@ def test_topics_are_declared_once_with_keys() -> None:
 def test_min_insync_replicas_follows_replication() -> None:
     assert TICKS_RAW.config(1)["min.insync.replicas"] == "1"
     assert TICKS_RAW.config(3)["min.insync.replicas"] == "2"
+
+
+class _LaggingAdmin:
+    """An AdminClient whose first metadata answer misses a topic that already exists (what a
+    broker answers right after a create, before its metadata caught up with the controller)."""
+
+    def __init__(self, spec: TopicSpec) -> None:
+        self.spec = spec
+        self.lists = 0
+
+    def list_topics(self, topic: str | None = None, timeout: float = 0) -> SimpleNamespace:
+        self.lists += 1
+        if self.lists == 1:
+            return SimpleNamespace(topics={})
+        partitions = dict.fromkeys(range(self.spec.partitions))
+        found = SimpleNamespace(error=None, partitions=partitions)
+        return SimpleNamespace(topics={self.spec.name: found})
+
+    def create_topics(self, topics: list[object], **_: object) -> dict[str, Future[None]]:
+        failed: Future[None] = Future()
+        error = KafkaError(KafkaError.TOPIC_ALREADY_EXISTS, "already exists")
+        failed.set_exception(KafkaException(error))
+        return {self.spec.name: failed}
+
+    def describe_configs(self, resources: list[ConfigResource]) -> dict[object, Future[object]]:
+        wanted = self.spec.config(1)
+        described: Future[object] = Future()
+        described.set_result({k: SimpleNamespace(value=v) for k, v in wanted.items()})
+        return {resources[0]: described}
+
+
+def test_a_topic_that_looked_missing_but_exists_is_aligned_not_an_error() -> None:
+    admin = _LaggingAdmin(TICKS_RAW)
+    changes = apply_topics(admin, [TICKS_RAW], replication_factor=1)  # type: ignore[arg-type]
+    assert [change.kind for change in changes] == [ChangeKind.UNCHANGED]

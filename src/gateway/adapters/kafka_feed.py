@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -28,6 +29,11 @@ from marketinfra.kafka import make_consumer
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 Deliver = Callable[[Sequence[FeedUpdate]], None]
 
 
@@ -84,14 +90,28 @@ class KafkaFeed:
         if topic is None or topic.error is not None or not topic.partitions:
             detail = topic.error.str() if topic is not None and topic.error else "no partitions"
             raise FeedError(self._topic, f"cannot read the topic ({detail})")
+        deadline = time.monotonic() + timeout_s
         assignment = []
         for partition in sorted(topic.partitions):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(self._topic, partition), timeout=timeout_s
-            )
+            low, high = self._watermarks(consumer, partition, deadline)
             start = low if self._from_beginning else high
             assignment.append(TopicPartition(self._topic, partition, start))
         return assignment
+
+    def _watermarks(self, consumer: Consumer, partition: int, deadline: float) -> tuple[int, int]:
+        """A partition's (low, high) offsets. Retried until ``deadline`` while the partition
+        has no leader yet (a topic just created, a broker restarting)."""
+        while True:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=remaining
+                )
+                return int(low), int(high)
+            except KafkaException as exc:
+                if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.1)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
