@@ -85,6 +85,7 @@ class _Call:
         self.rpc = method.rsplit("/", 1)[-1]
         self.tokens = tokens
         self.latency = metrics.RPC_LATENCY.labels(self.rpc)
+        self._finished: dict[str, Any] = {}  # status code -> counter child (labels() locks)
 
     async def _begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         metadata = dict(context.invocation_metadata() or ())
@@ -103,7 +104,10 @@ class _Call:
 
     def _finish(self, started: float, code: str) -> None:
         self.latency.observe(time.perf_counter() - started)
-        metrics.RPCS.labels(self.rpc, code).inc()
+        counter = self._finished.get(code)
+        if counter is None:
+            counter = self._finished[code] = metrics.RPCS.labels(self.rpc, code)
+        counter.inc()
 
     def unary(self, behaviour: Behaviour) -> Behaviour:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
