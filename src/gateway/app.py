@@ -12,7 +12,9 @@ with ``GATEWAY_REUSE_PORT``.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +123,8 @@ async def start(
         stream_depth=settings.stream_depth,
     )
     limits = SubscriptionLimits(max_symbols=settings.max_symbols_per_stream)
-    servicer = MarketDataServicer(market, limits, settings.max_streams)
+    worker_name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
+    servicer = MarketDataServicer(market, limits, settings.max_streams, worker_name=worker_name)
     loop = asyncio.get_running_loop()
     if feed_factory is None:
         feed: Feed = KafkaFeed(

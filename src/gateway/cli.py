@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--insecure", action="store_true", help="plaintext on loopback (dev only)")
     run.add_argument("--port", type=int, help="listen port (default GATEWAY_PORT, 50051)")
     run.add_argument("--address", help="listen address (default GATEWAY_ADDRESS, 127.0.0.1)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes sharing the port (SO_REUSEPORT), supervised; default: one per core",
+    )
     run.set_defaults(handler=_run_gateway)
 
     stream = subparsers.add_parser("stream", help="live prices from the gateway")
@@ -41,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     stream.add_argument("--exchange", default="", help="one exchange (default: every exchange)")
     stream.add_argument("--throttle-ms", type=int, default=0, help="at most one update per window")
     stream.add_argument("--count", type=int, default=0, help="stop after this many updates")
+    stream.add_argument(
+        "--plain",
+        action="store_true",
+        help="one update per message (StreamPrices) instead of batches (StreamPriceBatches)",
+    )
     _client_flags(stream)
     stream.set_defaults(handler=_run_stream)
 
@@ -82,7 +94,36 @@ def _run_gateway(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.address:
         overrides["address"] = args.address
-    return main(overrides)
+    if args.workers < 1:
+        print("mdgw gateway: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return main(overrides)
+    return _supervise(args.workers, overrides)
+
+
+def _supervise(workers: int, overrides: dict[str, Any]) -> int:
+    import uvloop
+    from pydantic import ValidationError
+
+    from gateway.config import GatewaySettings
+    from gateway.workers import Supervisor
+    from marketinfra.logging import configure_logging
+    from marketinfra.metrics import start_metrics_endpoint
+
+    try:  # refuse a bad configuration once, here, not in a restart loop of every worker
+        settings = GatewaySettings(**overrides)
+    except ValidationError as exc:
+        print(f"mdgw gateway: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if settings.port == 0:
+        print("mdgw gateway: --workers needs a fixed port (workers share it)", file=sys.stderr)
+        return 2
+    configure_logging(settings.log)
+    start_metrics_endpoint(settings.metrics)
+    environment = {f"GATEWAY_{name.upper()}": str(value) for name, value in overrides.items()}
+    supervisor = Supervisor(workers, environment, settings.metrics.port)
+    return uvloop.run(supervisor.run())
 
 
 def _failed(command: str, exc: grpc.aio.AioRpcError | GatewayError) -> int:
@@ -169,7 +210,9 @@ async def _stream(args: argparse.Namespace, console: Console) -> None:
     latest: dict[tuple[str, str], PriceUpdate] = {}
     received = 0
     async with _client(args) as client:
-        updates = client.stream_prices(args.symbols, args.exchange, args.throttle_ms)
+        updates = client.stream_prices(
+            args.symbols, args.exchange, args.throttle_ms, batched=not args.plain
+        )
         if not console.is_terminal:
             async for update in updates:
                 print(format_update_line(update), flush=True)

@@ -17,7 +17,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
@@ -171,19 +171,36 @@ class GatewayClient:
         exchange: str = "",
         throttle_ms: int = 0,
         *,
+        batched: bool = True,
         max_failed_attempts: int = 5,
     ) -> AsyncIterator[PriceUpdate]:
-        """Live prices, resubscribing after UNAVAILABLE or a passed stream deadline. Other
-        errors (UNAUTHENTICATED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED...) are raised, and so is
-        the last error after ``max_failed_attempts`` subscriptions in a row gave nothing."""
+        """Live prices, one by one, resubscribing after UNAVAILABLE or a passed stream
+        deadline. With ``batched`` they travel as StreamPriceBatches (several updates per
+        message: far fewer messages for Python to handle at both ends), falling back to
+        StreamPrices on a server that does not offer it (UNIMPLEMENTED). Other errors
+        (UNAUTHENTICATED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED...) are raised, and so is the
+        last error after ``max_failed_attempts`` subscriptions in a row gave nothing."""
         attempt = 0
         while True:
-            call = self.subscribe(symbols, exchange, throttle_ms)
+            call: grpc.aio.UnaryStreamCall[PriceSubscription, Any]
+            if batched:
+                call = self.subscribe_batches(symbols, exchange, throttle_ms)
+            else:
+                call = self.subscribe(symbols, exchange, throttle_ms)
+            received = False
             try:
-                async for update in call:
+                async for message in call:
+                    received = True
                     attempt = 0
-                    yield update
+                    if isinstance(message, PriceUpdateBatch):
+                        for update in message.updates:
+                            yield update
+                    else:
+                        yield message
             except grpc.aio.AioRpcError as exc:
+                if batched and not received and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    batched = False  # an older server: plain StreamPrices from now on
+                    continue
                 if exc.code() not in RESUBSCRIBE_ON or attempt + 1 >= max_failed_attempts:
                     raise
             else:

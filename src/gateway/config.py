@@ -43,6 +43,8 @@ class GatewaySettings(CommonSettings):
     ticks_topic: str = TICKS_RAW.name
     # SO_REUSEPORT: several processes on one port (the kernel spreads connections).
     reuse_port: bool = False
+    # Names this process in each stream's x-gateway-worker metadata; empty: host.pid.
+    worker_name: str = ""
     reflection: bool = True
     # Streams: a client is cut off (RESOURCE_EXHAUSTED) once an update has been ready for it
     # this long without being taken; conflation keeps it current until then.

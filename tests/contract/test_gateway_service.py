@@ -500,3 +500,26 @@ async def test_calls_are_counted_per_method_and_status_code(served: Served) -> N
     assert sample("gateway_rpcs_total", found) == before[0] + 1
     assert sample("gateway_rpcs_total", missing) == before[1] + 1
     assert sample("gateway_rpc_handling_seconds_count", {"rpc": "GetQuote"}) == timed + 2
+
+
+async def test_the_client_falls_back_to_stream_prices_on_a_server_without_batches() -> None:
+    """An older server: StreamPriceBatches is UNIMPLEMENTED, so the client's batched stream
+    switches to StreamPrices and still yields every update."""
+
+    class OnlyStreamPrices(services_pb2_grpc.MarketDataServiceServicer):
+        async def StreamPrices(self, request, context):
+            for n in (1, 2):
+                yield PriceUpdate(symbol="AAPL", exchange="NASDAQ", stream_sequence=n)
+
+    server = grpc.aio.server()
+    services_pb2_grpc.add_MarketDataServiceServicer_to_server(OnlyStreamPrices(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = GatewayClient(f"127.0.0.1:{port}")
+    try:
+        async with asyncio.timeout(10):
+            received = [u.stream_sequence async for u in client.stream_prices(["AAPL"])]
+    finally:
+        await client.close()
+        await server.stop(0)
+    assert received == [1, 2]

@@ -314,3 +314,76 @@ def _insert_bar(
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (exchange, symbol, day, open_, high, low, close, 0, start, start + 6 * 3600 * SECOND),
     )
+
+
+# -- StreamPriceBatches (issue 7) -------------------------------------------------------------
+
+
+async def test_the_batched_stream_gives_what_stream_prices_gives(harness: Harness) -> None:
+    symbols = [f"BE{n}" for n in range(5)]
+    plain = harness.client.subscribe(symbols, harness.exchange)
+    batched = harness.client.subscribe_batches(
+        symbols, harness.exchange, max_batch_size=8, max_delay_ms=20
+    )
+    await asyncio.sleep(0.3)
+    rounds = 20
+    for round_ in range(1, rounds + 1):
+        await harness.produce([harness.tick(s, round_) for s in symbols])
+        await asyncio.sleep(0.01)
+
+    def finished(updates: Sequence[PriceUpdate]) -> bool:
+        return sum(1 for u in updates if u.feed_sequence == rounds) == len(symbols)
+
+    singles = await _read_until(plain, finished)
+    flattened: list[PriceUpdate] = []
+    sizes: list[int] = []
+    async with asyncio.timeout(20):
+        async for batch in batched:
+            sizes.append(len(batch.updates))
+            flattened += batch.updates
+            if finished(flattened):
+                break
+    plain.cancel()
+    batched.cancel()
+
+    def per_symbol(updates: Sequence[PriceUpdate]) -> dict[str, list[int]]:
+        return {s: [u.feed_sequence for u in updates if u.symbol == s] for s in symbols}
+
+    expected = {s: list(range(1, rounds + 1)) for s in symbols}  # every tick, in order
+    assert per_symbol(singles) == expected
+    assert per_symbol(flattened) == expected
+    for updates in (singles, flattened):
+        assert [u.stream_sequence for u in updates] == list(range(1, len(updates) + 1))
+    assert max(sizes) <= 8
+    assert len(sizes) < len(flattened), "updates that were ready together went out together"
+
+
+async def test_a_slow_batched_subscriber_is_conflated_then_cut_off(harness: Harness) -> None:
+    symbols = [f"SB{n:03d}" for n in range(200)]
+    slow_client = GatewayClient(
+        f"127.0.0.1:{harness.gateway.port}",
+        token=TOKEN,
+        extra_options=[("grpc.http2.lookahead_bytes", 8192), ("grpc.http2.bdp_probe", 0)],
+    )
+    slow = slow_client.subscribe_batches(symbols, harness.exchange, max_batch_size=50)
+    await asyncio.sleep(0.3)
+    rounds = 20
+    for round_ in range(1, rounds + 1):
+        await harness.produce([harness.tick(s, round_) for s in symbols])
+    await asyncio.sleep(1.0)  # past max_lag_ms (500 ms), never read meanwhile
+    read, error = await _drain_batches_to_error(slow, 20)
+    await slow_client.close()
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "client too slow" in (error.details() or "")
+    assert len(read) < rounds * len(symbols), "it was conflated, not sent everything"
+
+
+async def _drain_batches_to_error(call, timeout_s: float) -> tuple[list[int], grpc.aio.AioRpcError]:
+    read: list[int] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for batch in call:
+                read += [u.feed_sequence for u in batch.updates]
+    except grpc.aio.AioRpcError as exc:
+        return read, exc
+    pytest.fail("the batched stream ended without an error")

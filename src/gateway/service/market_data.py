@@ -42,6 +42,7 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 # Updates taken from the outbox per round; the rest stay conflatable meanwhile.
 TAKE_PER_ROUND = 64
 SHUTDOWN_REASON = "gateway shutting down: resubscribe"
+WORKER_HEADER = "x-gateway-worker"
 
 
 class TradingHandlers(Protocol):
@@ -63,8 +64,11 @@ class MarketDataServicer:
         limits: SubscriptionLimits,
         max_streams: int,
         trading: TradingHandlers | None = None,
+        worker_name: str = "",
     ) -> None:
         self._market = market
+        # sent as initial metadata on every stream: which process serves it
+        self._identity = ((WORKER_HEADER, worker_name),) if worker_name else ()
         self._limits = limits
         self._max_streams = max_streams
         self._trading = trading
@@ -163,6 +167,8 @@ class MarketDataServicer:
             throttle_ms=subscription.throttle_ns // 1_000_000,
         )
         try:
+            if self._identity:
+                await context.send_initial_metadata(self._identity)
             await self._market.seed_from_store(subscriber, subscription, queued_ns)
             task: asyncio.Task[None] = asyncio.ensure_future(pump(subscriber, ready, context))
             task.add_done_callback(_retrieve)
