@@ -12,31 +12,13 @@ from google.protobuf.message import DecodeError, Message
 from financial.marketdata.v1.common_pb2 import OrderStatus, Side
 from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
-from marketcore.ticks import Tick, check_tick
+from marketcore.ticks import check_tick
 from marketcore.trading_calendar import trade_date_text
+from marketinfra.tick_codec import tick_from_proto
 from tickwriter.errors import RecordRejected
 from tickwriter.rows import OrderEventRow, TickRow, TradeRow, tick_row, utc_datetime
 
 MessageT = TypeVar("MessageT", bound=Message)
-
-
-def tick_from_proto(update: PriceUpdate) -> Tick:
-    return Tick(
-        exchange=update.exchange,
-        symbol=update.symbol,
-        bid_micros=update.bid_micros,
-        ask_micros=update.ask_micros,
-        last_micros=update.last_micros,
-        volume_micros=update.volume_micros,
-        bid_size_micros=update.bid_size_micros,
-        ask_size_micros=update.ask_size_micros,
-        last_size_micros=update.last_size_micros,
-        event_time_ns=update.event_time_ns,
-        received_time_ns=update.received_time_ns,
-        feed_handler_id=update.feed_handler_id,
-        venue_symbol=update.venue_symbol,
-        feed_sequence=update.feed_sequence,
-    )
 
 
 def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:

@@ -73,7 +73,10 @@ async def test_fix_feed_follows_the_venue_and_resumes_after_a_restart() -> None:
         await _until(lambda: connection.reconnects.total() >= 2)
         await acceptor.start()
         await _until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
-        await acceptor.stop()
+        seen = connection.reconnects.total()
+        await acceptor.stop()  # its last quotes are now final
+        # read all it sent before its close (the disconnect is seen after the last byte)
+        await _until(lambda: connection.reconnects.total() > seen)
     updates = sink.updates()
     last = {u.symbol: (u.bid_micros, u.ask_micros) for u in updates}
     assert last == {s: (_micros(b), _micros(a)) for s, (b, a) in acceptor.truth.items()}

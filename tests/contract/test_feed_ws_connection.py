@@ -67,7 +67,10 @@ async def test_handler_follows_the_simulated_book_and_resumes_after_a_restart() 
         await _until(lambda: connection.reconnects.total() >= 2)  # closed, then refused
         await server.start()  # same port, same market
         await _until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
-        await server.stop()
+        seen = connection.reconnects.total()
+        await server.stop()  # its last quotes are now final
+        # read all it sent before its close (the disconnect is seen after the last frame)
+        await _until(lambda: connection.reconnects.total() > seen)
     assert connection.reconnects["closed"] >= 1
     assert connection.reconnects["unreachable"] >= 1
     updates = sink.updates()

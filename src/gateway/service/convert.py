@@ -31,7 +31,8 @@ from gateway.core.subscriptions import (
 )
 from gateway.core.updates import FeedUpdate
 from marketcore.instruments import InstrumentKey, InvalidInstrumentError
-from marketcore.ticks import Tick, check_tick
+from marketcore.ticks import check_tick
+from marketinfra.tick_codec import tick_from_proto
 
 _BATCH_UPDATES_TAG = bytes(((1 << 3) | 2,))  # PriceUpdateBatch.updates, length-delimited
 
@@ -61,25 +62,6 @@ def batch(stamped_updates: Sequence[bytes]) -> bytes:
     for update in stamped_updates:
         parts += (_BATCH_UPDATES_TAG, varint(len(update)), update)
     return b"".join(parts)
-
-
-def tick_from_proto(update: PriceUpdate) -> Tick:
-    return Tick(
-        exchange=update.exchange,
-        symbol=update.symbol,
-        bid_micros=update.bid_micros,
-        ask_micros=update.ask_micros,
-        last_micros=update.last_micros,
-        volume_micros=update.volume_micros,
-        bid_size_micros=update.bid_size_micros,
-        ask_size_micros=update.ask_size_micros,
-        last_size_micros=update.last_size_micros,
-        event_time_ns=update.event_time_ns,
-        received_time_ns=update.received_time_ns,
-        feed_handler_id=update.feed_handler_id,
-        venue_symbol=update.venue_symbol,
-        feed_sequence=update.feed_sequence,
-    )
 
 
 def decode_update(payload: bytes | None) -> FeedUpdate | str:
