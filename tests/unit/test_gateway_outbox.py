@@ -162,3 +162,22 @@ def test_depth_takes_round_robin_so_one_busy_instrument_cannot_starve_others() -
     outbox.offer("QUIET", "q0", now_ns=10)
     assert outbox.take(now_ns=11, max_count=3) == ["b0", "q0", "b1"]
     assert outbox.take(now_ns=11, max_count=10) == ["b2", "b3", "b4"]
+
+
+def test_a_queue_older_than_its_max_age_collapses_to_the_latest_value() -> None:
+    outbox: Outbox[str, int] = Outbox(depth=8, queue_max_age_ns=100 * MS, max_lag_ns=1_000 * MS)
+    for value in range(1, 6):
+        outbox.offer("AAPL", value, now_ns=value * MS)
+    outbox.offer("MSFT", 1, now_ns=150 * MS)
+    outbox.offer("MSFT", 2, now_ns=160 * MS)
+    assert outbox.lag_exceeded(now_ns=200 * MS) is None  # behind, so conflated, not cut off
+    assert outbox.conflated == 4
+    assert outbox.take(now_ns=200 * MS, max_count=10) == [5, 1, 2]  # MSFT's queue is young
+    assert outbox.lag_exceeded(now_ns=200 * MS) is None
+
+
+def test_a_client_behind_even_on_the_latest_values_is_cut_off() -> None:
+    outbox: Outbox[str, int] = Outbox(depth=8, queue_max_age_ns=100 * MS, max_lag_ns=500 * MS)
+    for value in range(1, 4):
+        outbox.offer("AAPL", value, now_ns=value * MS)
+    assert outbox.lag_exceeded(now_ns=600 * MS) is not None  # latest value waited 597 ms

@@ -4,7 +4,10 @@ Rules (StreamPrices and StreamPriceBatches alike):
 - Depth: at most ``depth`` pending values per instrument. Throttled streams use 1 (one value per
   window: the latest). Unthrottled streams use a few (``GATEWAY_STREAM_DEPTH``), so a client
   that keeps up gets every tick even when Kafka hands the gateway a burst of one instrument at
-  once; memory stays bounded by instruments x depth, whatever the client's pace.
+  once; memory stays bounded by instruments x depth, whatever the client's pace. Queued values
+  are for bursts only: once the oldest has waited ``queue_max_age_ns``, an instrument's queue
+  collapses to its latest value (conflation), so a client that falls behind catches up on
+  fresh prices instead of working through stale ones (checked in ``lag_exceeded``).
 - Conflation: when an instrument's values fill its depth, a newer one replaces the newest
   pending one (latest value wins); the older pending ones still go out first.
 - Throttle: an instrument is sent at most once per ``throttle_ns`` window; 0 sends as soon as
@@ -51,6 +54,7 @@ class Outbox(Generic[Key, Update]):
     throttle_ns: int = 0
     max_lag_ns: int = 5_000_000_000
     depth: int = 1
+    queue_max_age_ns: int = 100_000_000
     _pending: dict[Key, _Slot[Update]] = field(default_factory=dict)
     _last_sent_ns: dict[Key, int] = field(default_factory=dict)
     _count: int = 0  # values pending, all instruments together
@@ -123,9 +127,13 @@ class Outbox(Generic[Key, Update]):
         return min(self._ready_ns(key, slot) for key, slot in self._pending.items())
 
     def lag_exceeded(self, now_ns: int) -> str | None:
-        """Why this subscriber must be cut off, or None while it keeps up."""
+        """Why this subscriber must be cut off, or None while it keeps up. Collapses queues
+        whose oldest value is older than ``queue_max_age_ns`` first: lag is judged on the
+        freshest values, so only a client that cannot keep up even with those is cut off."""
         if not self._pending:
             return None
+        if self.depth > 1:
+            self._collapse_stale(now_ns)
         oldest = min(self._ready_ns(key, slot) for key, slot in self._pending.items())
         lag_ns = now_ns - oldest
         if lag_ns > self.max_lag_ns:
@@ -135,6 +143,19 @@ class Outbox(Generic[Key, Update]):
                 f"{len(self._pending)} instruments pending"
             )
         return None
+
+    def _collapse_stale(self, now_ns: int) -> None:
+        oldest_allowed_ns = now_ns - self.queue_max_age_ns
+        for slot in self._pending.values():
+            queued = len(slot.values)
+            if queued > 1 and slot.since_ns[0] < oldest_allowed_ns:
+                latest, since = slot.values[-1], slot.since_ns[-1]
+                slot.values.clear()
+                slot.since_ns.clear()
+                slot.values.append(latest)
+                slot.since_ns.append(since)
+                self.conflated += queued - 1
+                self._count -= queued - 1
 
     def _ready_ns(self, key: Key, slot: _Slot[Update]) -> int:
         if not self.throttle_ns:
