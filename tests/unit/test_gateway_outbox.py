@@ -180,4 +180,16 @@ def test_a_client_behind_even_on_the_latest_values_is_cut_off() -> None:
     outbox: Outbox[str, int] = Outbox(depth=8, queue_max_age_ns=100 * MS, max_lag_ns=500 * MS)
     for value in range(1, 4):
         outbox.offer("AAPL", value, now_ns=value * MS)
-    assert outbox.lag_exceeded(now_ns=600 * MS) is not None  # latest value waited 597 ms
+    assert outbox.lag_exceeded(now_ns=600 * MS) is not None  # pending since 1 ms
+
+
+def test_a_client_that_stopped_reading_is_cut_off_while_the_feed_flows() -> None:
+    """Collapsing keeps the queue's age: fresh values do not make a stalled client look live."""
+    outbox: Outbox[str, int] = Outbox(depth=4, queue_max_age_ns=100 * MS, max_lag_ns=500 * MS)
+    verdict = None
+    for step in range(1, 100):  # a value every 10 ms, checked like the watchdog does
+        outbox.offer("AAPL", step, now_ns=step * 10 * MS)
+        if step % 10 == 0:
+            verdict = verdict or outbox.lag_exceeded(now_ns=step * 10 * MS)
+    assert verdict is not None
+    assert len(outbox) <= 4

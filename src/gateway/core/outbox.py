@@ -149,7 +149,9 @@ class Outbox(Generic[Key, Update]):
         for slot in self._pending.values():
             queued = len(slot.values)
             if queued > 1 and slot.since_ns[0] < oldest_allowed_ns:
-                latest, since = slot.values[-1], slot.since_ns[-1]
+                # latest wins and keeps the queue's age, as any conflated value does: a
+                # client that stopped reading is still cut off while the feed flows
+                latest, since = slot.values[-1], slot.since_ns[0]
                 slot.values.clear()
                 slot.since_ns.clear()
                 slot.values.append(latest)
