@@ -72,6 +72,8 @@ class Supervisor:
         worker.process = process
         WORKERS_ALIVE.inc()
         log.info("gateway_worker_started", worker=worker.index, pid=process.pid)
+        if self._stopping.is_set():  # stop() ran while this one was being started
+            process.send_signal(signal.SIGTERM)
         return process
 
     async def _keep(self, worker: _Worker) -> int:
