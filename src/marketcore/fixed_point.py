@@ -7,20 +7,31 @@ rounded price is a wrong price.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 
-MICROS_DECIMALS = 6
+from marketcore.scaled_decimal import (
+    INT64_MAX,
+    INT64_MIN,
+    MICROS_DECIMALS,
+    NotRepresentableError,
+    parse_micros_fast,
+    parse_scaled,
+    rescale,
+)
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MICROS_DECIMALS",
+    "MICROS_PER_UNIT",
+    "NotRepresentableError",
+    "decimal_to_micros",
+    "format_micros",
+    "parse_micros",
+    "scaled_to_micros",
+]
+
 MICROS_PER_UNIT = 10**MICROS_DECIMALS
-# int64 bounds of the wire format (protobuf int64)
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
-
-_DECIMAL_TEXT = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
-
-
-class NotRepresentableError(ValueError):
-    """A value cannot be expressed exactly as an int64 count of micros."""
 
 
 def parse_micros(text: str | bytes) -> int:
@@ -30,31 +41,10 @@ def parse_micros(text: str | bytes) -> int:
     micro that are not zero, and for values outside int64.
     """
     raw = text.decode("ascii", "replace") if isinstance(text, bytes) else text
-    match = _DECIMAL_TEXT.match(raw.strip())
-    if match is None or not (match.group(2) or match.group(3)):
-        raise NotRepresentableError(f"not a decimal number: {raw!r}")
-    sign, whole, fraction, exponent_text = match.groups()
-    digits = (whole or "") + (fraction or "")
-    # value = int(digits) * 10**(exponent - len(fraction)); we want value * 10**6
-    shift = MICROS_DECIMALS + int(exponent_text or 0) - len(fraction or "")
-    mantissa = int(digits) if digits else 0
-    if shift >= 0:
-        if shift > 40:  # any non-zero mantissa would overflow int64 anyway
-            if mantissa == 0:
-                return 0
-            raise NotRepresentableError(f"out of range: {raw!r}")
-        scale: int = 10**shift  # non-negative exponent: an int, whatever mypy infers
-        micros = mantissa * scale
-    else:
-        divisor: int = 10**-shift
-        micros, remainder = divmod(mantissa, divisor)
-        if remainder:
-            raise NotRepresentableError(f"finer than a micro: {raw!r}")
-    if sign == "-":
-        micros = -micros
-    if not INT64_MIN <= micros <= INT64_MAX:
-        raise NotRepresentableError(f"out of range: {raw!r}")
-    return micros
+    if raw[:1] != "-":
+        return parse_micros_fast(raw)
+    # int64 reaches one further below zero than above it
+    return parse_scaled(raw, MICROS_DECIMALS, limit=-INT64_MIN)
 
 
 def decimal_to_micros(value: Decimal) -> int:
@@ -67,14 +57,7 @@ def decimal_to_micros(value: Decimal) -> int:
 
 def scaled_to_micros(value: int, decimals: int) -> int:
     """Convert an integer with ``decimals`` implied decimal places (ITCH Price(4), Price(8))."""
-    if decimals <= MICROS_DECIMALS:
-        scale: int = 10 ** (MICROS_DECIMALS - decimals)
-        return value * scale
-    divisor: int = 10 ** (decimals - MICROS_DECIMALS)
-    micros, remainder = divmod(value, divisor)
-    if remainder:
-        raise NotRepresentableError(f"{value}e-{decimals} is finer than a micro")
-    return micros
+    return rescale(value, decimals, MICROS_DECIMALS)
 
 
 def format_micros(micros: int, *, min_decimals: int = 2) -> str:

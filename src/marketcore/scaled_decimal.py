@@ -1,9 +1,8 @@
-"""Exact decimal text -> an integer count of ``10**-decimals`` units, fast.
-
-``fixed_point.parse_micros`` is the rule at the micro scale; this is the same rule at any
-scale (order books keep venue prices at a finer scale than micros, and venue timestamps
-such as ``"1534614057.321597"`` are read at the nanosecond scale). Nothing is rounded: a
-non-zero digit beyond the scale raises ``NotRepresentableError``.
+"""Exact decimal text -> an integer count of ``10**-decimals`` units, fast: the one parser
+of venue numbers. ``fixed_point.parse_micros`` is it at the micro scale; order books keep
+venue prices at a finer scale, and venue timestamps such as ``"1534614057.321597"`` are read
+at the nanosecond scale. Nothing is rounded: a non-zero digit beyond the scale raises
+``NotRepresentableError``.
 
 The plain spelling venues send (``"0.35210000"``) takes a fast path of string slicing and
 one ``int()``; anything else (sign, exponent, surrounding blanks) goes through the general
@@ -14,7 +13,10 @@ from __future__ import annotations
 
 import re
 
-from marketcore.fixed_point import INT64_MAX, MICROS_DECIMALS, NotRepresentableError
+MICROS_DECIMALS = 6
+# int64 bounds of the wire format (protobuf int64)
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 _GENERAL = re.compile(r"^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,6}))?$")
 # Beyond this many digits any value would overflow the limits used here (int64 micros, or
@@ -23,12 +25,23 @@ _MAX_DIGITS = 60
 _POW10: tuple[int, ...] = tuple(10**n for n in range(_MAX_DIGITS + 1))
 
 
+class NotRepresentableError(ValueError):
+    """A value cannot be expressed exactly at the scale asked for (or within its limit)."""
+
+
 class NotADecimalError(NotRepresentableError):
     """The text is not a decimal number at all (as opposed to one that does not fit)."""
 
 
 class TooPreciseError(NotRepresentableError):
     """Well-formed decimal text with a non-zero digit finer than the scale."""
+
+
+_UNIT_NAMES = {6: "a micro", 9: "a nanosecond"}
+
+
+def _finer_than(decimals: int, text: object) -> TooPreciseError:
+    return TooPreciseError(f"finer than {_UNIT_NAMES.get(decimals, f'1e-{decimals}')}: {text!r}")
 
 
 def parse_scaled(text: str, decimals: int, limit: int = INT64_MAX) -> int:
@@ -51,7 +64,7 @@ def parse_scaled(text: str, decimals: int, limit: int = INT64_MAX) -> int:
     else:
         value, remainder = divmod(int(digits), _POW10[places - decimals])
         if remainder:
-            raise TooPreciseError(f"finer than 1e-{decimals}: {text!r}")
+            raise _finer_than(decimals, text)
     if value > limit:
         raise NotRepresentableError(f"out of range: {text!r}")
     return value
@@ -76,10 +89,10 @@ def _parse_general(text: str, decimals: int, limit: int) -> int:
         value = mantissa * _POW10[shift]
     else:
         if -shift > _MAX_DIGITS:
-            raise TooPreciseError(f"finer than 1e-{decimals}: {text!r}")
+            raise _finer_than(decimals, text)
         value, remainder = divmod(mantissa, _POW10[-shift])
         if remainder:
-            raise TooPreciseError(f"finer than 1e-{decimals}: {text!r}")
+            raise _finer_than(decimals, text)
     if value > limit:
         raise NotRepresentableError(f"out of range: {text!r}")
     return -value if sign == "-" else value
@@ -113,5 +126,5 @@ def rescale(value: int, from_decimals: int, to_decimals: int) -> int:
         return value * _POW10[to_decimals - from_decimals]
     result, remainder = divmod(value, _POW10[from_decimals - to_decimals])
     if remainder:
-        raise TooPreciseError(f"{value}e-{from_decimals} is finer than 1e-{to_decimals}")
+        raise _finer_than(to_decimals, f"{value}e-{from_decimals}")
     return result

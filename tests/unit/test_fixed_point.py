@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from marketcore.fixed_point import (
     INT64_MAX,
+    INT64_MIN,
     NotRepresentableError,
     decimal_to_micros,
     format_micros,
@@ -50,6 +51,9 @@ def test_parse_micros_refuses_values_outside_int64() -> None:
     with pytest.raises(NotRepresentableError, match="out of range"):
         parse_micros("9223372036854.775808")
     assert parse_micros("9223372036854.775807") == INT64_MAX
+    assert parse_micros("-9223372036854.775808") == INT64_MIN
+    with pytest.raises(NotRepresentableError, match="out of range"):
+        parse_micros("-9223372036854.775809")
 
 
 def test_parse_micros_accepts_bytes() -> None:
