@@ -2,10 +2,6 @@
 list instead of Kafka: logon, snapshot and refreshes into the right book, corrupted
 messages counted and recovered from, and a restart of the venue."""
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-
 from feedhandlers.adapters.fix_connection import FixFeedConnection
 from feedhandlers.adapters.reconnecting import ConnectionSettings
 from feedhandlers.pipeline import FeedPipeline
@@ -13,41 +9,12 @@ from feedhandlers.simulator.fix_acceptor import FixAcceptor
 from feedhandlers.venues.fix.client import FixClient
 from feedhandlers.venues.fix.parse import FixParser
 from feedhandlers.venues.fix.session import SessionConfig
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.backoff import BackoffPolicy
 from marketcore.normalization import RejectReason
+from tests.support import ListSink, running, until
 
 SYMBOLS = ["AAPL", "MSFT", "IBM"]
 FAST = ConnectionSettings(open_timeout_s=2.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2))
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-
-    def send(self, key: bytes, value: bytes) -> None:
-        self.records.append((key, value))
-
-    def updates(self) -> list[PriceUpdate]:
-        return [PriceUpdate.FromString(value) for _, value in self.records]
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll a condition on objects the code under test updates (no event to wait on)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def _running(connection: FixFeedConnection) -> AsyncIterator[None]:
-    task = asyncio.create_task(connection.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _connection(acceptor: FixAcceptor, sink: ListSink, heartbeat_s: int = 30) -> FixFeedConnection:
@@ -66,17 +33,17 @@ async def test_fix_feed_follows_the_venue_and_resumes_after_a_restart() -> None:
     await acceptor.start(0)
     sink = ListSink()
     connection = _connection(acceptor, sink)
-    async with _running(connection):
-        await _until(lambda: len(sink.records) >= 100)
+    async with running(connection.run()):
+        await until(lambda: len(sink.records) >= 100)
         await acceptor.stop()
         before = len(sink.records)
-        await _until(lambda: connection.reconnects.total() >= 2)
+        await until(lambda: connection.reconnects.total() >= 2)
         await acceptor.start()
-        await _until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
+        await until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
         seen = connection.reconnects.total()
         await acceptor.stop()  # its last quotes are now final
         # read all it sent before its close (the disconnect is seen after the last byte)
-        await _until(lambda: connection.reconnects.total() > seen)
+        await until(lambda: connection.reconnects.total() > seen)
     updates = sink.updates()
     last = {u.symbol: (u.bid_micros, u.ask_micros) for u in updates}
     assert last == {s: (_micros(b), _micros(a)) for s, (b, a) in acceptor.truth.items()}
@@ -92,11 +59,11 @@ async def test_corrupted_messages_are_counted_and_the_books_recover() -> None:
     await acceptor.start(0)
     sink = ListSink()
     connection = _connection(acceptor, sink)
-    async with _running(connection):
-        await _until(lambda: connection.pipeline.counters.rejected[RejectReason.MALFORMED] >= 3)
-        await _until(lambda: acceptor.resend_requests >= 3)
+    async with running(connection.run()):
+        await until(lambda: connection.pipeline.counters.rejected[RejectReason.MALFORMED] >= 3)
+        await until(lambda: acceptor.resend_requests >= 3)
         count = len(sink.records)
-        await _until(lambda: len(sink.records) >= count + 50)  # still going
+        await until(lambda: len(sink.records) >= count + 50)  # still going
     await acceptor.stop()
     assert connection.gaps >= 3
     assert connection.connections == 1  # never disconnected
@@ -108,7 +75,7 @@ async def test_a_quiet_venue_gets_a_test_request() -> None:
     acceptor = FixAcceptor(SYMBOLS, rate_per_s=0.001, seed=1, send_heartbeats=False)
     await acceptor.start(0)
     connection = _connection(acceptor, ListSink(), heartbeat_s=1)
-    async with _running(connection):
-        await _until(lambda: acceptor.test_requests >= 1, timeout_s=10)
+    async with running(connection.run()):
+        await until(lambda: acceptor.test_requests >= 1, timeout_s=10)
     await acceptor.stop()
     assert connection.reconnects.total() == 0  # answered: the session stays up

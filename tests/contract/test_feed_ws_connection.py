@@ -2,10 +2,7 @@
 port 0), with a list instead of Kafka: subscribe, read, reconnect after a restart with
 backoff, the silence watchdog, and a book resync."""
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
 
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -15,42 +12,13 @@ from feedhandlers.simulator.coinbase_feed import CoinbaseFeed
 from feedhandlers.simulator.ws_server import SimulatorServer
 from feedhandlers.venues.coinbase.client import CoinbaseClient
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.backoff import BackoffPolicy
+from tests.support import ListSink, running, until
 
 SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD"]
 FAST = ConnectionSettings(
     silence_timeout_s=2.0, open_timeout_s=2.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
 )
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-
-    def send(self, key: bytes, value: bytes) -> None:
-        self.records.append((key, value))
-
-    def updates(self) -> list[PriceUpdate]:
-        return [PriceUpdate.FromString(value) for _, value in self.records]
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll a condition on objects the code under test updates (no event to wait on)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def _running(connection: WsFeedConnection) -> AsyncIterator[None]:
-    task = asyncio.create_task(connection.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_handler_follows_the_simulated_book_and_resumes_after_a_restart() -> None:
@@ -60,17 +28,17 @@ async def test_handler_follows_the_simulated_book_and_resumes_after_a_restart() 
     sink = ListSink()
     pipeline = FeedPipeline(CoinbaseParser(), sink, "fh-test")
     connection = WsFeedConnection(CoinbaseClient(SYMBOLS, url=server.url), pipeline, FAST)
-    async with _running(connection):
-        await _until(lambda: len(sink.records) >= 100)
+    async with running(connection.run()):
+        await until(lambda: len(sink.records) >= 100)
         await server.stop()
         before = len(sink.records)
-        await _until(lambda: connection.reconnects.total() >= 2)  # closed, then refused
+        await until(lambda: connection.reconnects.total() >= 2)  # closed, then refused
         await server.start()  # same port, same market
-        await _until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
+        await until(lambda: connection.connections == 2 and len(sink.records) >= before + 100)
         seen = connection.reconnects.total()
         await server.stop()  # its last quotes are now final
         # read all it sent before its close (the disconnect is seen after the last frame)
-        await _until(lambda: connection.reconnects.total() > seen)
+        await until(lambda: connection.reconnects.total() > seen)
     assert connection.reconnects["closed"] >= 1
     assert connection.reconnects["unreachable"] >= 1
     updates = sink.updates()
@@ -106,8 +74,8 @@ async def test_silent_venue_is_dropped_by_the_watchdog_and_reconnected() -> None
             FeedPipeline(CoinbaseParser(), ListSink(), "fh"),
             settings,
         )
-        async with _running(connection):
-            await _until(lambda: connection.reconnects["silence"] >= 2, timeout_s=10)
+        async with running(connection.run()):
+            await until(lambda: connection.reconnects["silence"] >= 2, timeout_s=10)
     assert accepted >= 2
 
 
@@ -130,8 +98,8 @@ async def test_an_update_before_its_snapshot_resubscribes_that_product() -> None
         connection = WsFeedConnection(
             CoinbaseClient(["BTC-USD"], url=f"ws://127.0.0.1:{port}"), pipeline, FAST
         )
-        async with _running(connection):
-            await _until(lambda: len(received) >= 3)
+        async with running(connection.run()):
+            await until(lambda: len(received) >= 3)
     assert [r["type"] for r in received[:3]] == ["subscribe", "unsubscribe", "subscribe"]
     assert received[1]["channels"] == ["level2"]
     assert received[2]["product_ids"] == ["BTC-USD"]

@@ -33,6 +33,7 @@ from gateway.market import MarketData
 from marketcore.backoff import BackoffPolicy
 from marketcore.instruments import InstrumentKey
 from marketcore.trading_calendar import trade_date_text
+from tests.support import drain_to_error, until
 
 TOKEN = "contract-token-0123456789abcdef"
 TRADER = "contract-trader-0123456789abcdef"
@@ -104,18 +105,6 @@ async def _take(call: grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdate], 
             if len(received) == count:
                 break
     return received
-
-
-async def _drain_to_error(call, timeout_s: float = 10) -> tuple[list[int], grpc.aio.AioRpcError]:
-    """Read a stream to its end; the feed sequences read and the error that ended it."""
-    read: list[int] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for update in call:
-                read.append(update.feed_sequence)
-    except grpc.aio.AioRpcError as exc:
-        return read, exc
-    pytest.fail("the stream ended without an error")
 
 
 # -- GetQuote -------------------------------------------------------------------------------
@@ -378,7 +367,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_are_not_delayed
         await asyncio.sleep(0.05)
     assert received == 6000
 
-    drained, error = await _drain_to_error(slow)
+    drained, error = await drain_to_error(slow)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "client too slow" in (error.details() or "")
     assert 0 < len(drained) < 6000
@@ -403,7 +392,7 @@ async def test_shutdown_drains_open_streams_and_ends_them_unavailable(served: Se
     await _take(call, 1)
     served.feed.push([tick("AAPL", 2), tick("MSFT", 3)])  # AAPL is throttled for 5 s
     stopping = asyncio.create_task(app.stop(served.gateway))
-    rest, error = await _drain_to_error(call, 5)
+    rest, error = await drain_to_error(call, 5)
     await stopping
     assert sorted(rest) == [2, 3]  # pending updates are sent before the stream ends
     assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -497,6 +486,10 @@ async def test_calls_are_counted_per_method_and_status_code(served: Served) -> N
     await served.client.get_quote("AAPL")
     with pytest.raises(grpc.aio.AioRpcError):
         await served.client.get_quote("NOPE")
+    # the client can see the status before the server's interceptor has finished the call
+    await until(
+        lambda: sample("gateway_rpc_handling_seconds_count", {"rpc": "GetQuote"}) > timed + 1
+    )
     assert sample("gateway_rpcs_total", found) == before[0] + 1
     assert sample("gateway_rpcs_total", missing) == before[1] + 1
     assert sample("gateway_rpc_handling_seconds_count", {"rpc": "GetQuote"}) == timed + 2

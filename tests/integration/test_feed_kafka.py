@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from marketinfra.kafka import make_consumer
 from marketinfra.settings import KafkaSettings
 from mdgw.localinfra import LocalInfraSettings, down, up
 from tests.integration.support import consume_or_fail, murmur2_partition
+from tests.support import free_port
 
 SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD", "SIM3-USD"]
 PARTITIONS = 8
@@ -191,12 +191,6 @@ async def test_simulated_feed_lands_keyed_in_order_and_resumes_after_a_venue_res
         assert (last.feed_handler_id, last.exchange) == ("it-sim", exchange)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _tcp_proxy(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
     """Forward 127.0.0.1:``port`` to ``target`` (Kafka's bootstrap address)."""
@@ -226,7 +220,7 @@ async def test_unreachable_kafka_bounds_the_buffer_then_delivers_every_accepted_
     queue (10 records) and the overflow slots (3 instruments) fill up and apply the policy;
     then Kafka is reachable and every accepted tick arrives: counted end to end."""
     topic = make_topic(PARTITIONS)
-    port = _free_port()
+    port = free_port()
     host, _, kafka_port = kafka_settings.bootstrap_servers.split(",")[0].rpartition(":")
     away = kafka_settings.model_copy(
         update={

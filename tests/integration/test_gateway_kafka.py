@@ -33,6 +33,7 @@ from marketcore.trading_calendar import trade_date_text
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
+from tests.support import drain_to_error
 
 TOKEN = "integration-token-0123456789abcdef"
 TOKENS = json.dumps({TOKEN: {"account": "acct-it", "permissions": ["market_data"]}})
@@ -191,7 +192,7 @@ async def test_a_slow_subscriber_neither_delays_a_fast_one_nor_stays_connected(
     assert fast_done_at - produced_at < 3.0, "the fast subscriber was held up"
 
     await asyncio.sleep(1.0)  # past max_lag_ms (500 ms)
-    drained, error = await _drain_to_error(slow, 20)
+    drained, error = await drain_to_error(slow, 20)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "client too slow" in (error.details() or "")
     assert len(drained) < final
@@ -284,18 +285,6 @@ async def test_malformed_requests_are_invalid_argument_never_internal(harness: H
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _read_until(harness.client.subscribe([], throttle_ms=-5), lambda _: True)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def _drain_to_error(call, timeout_s: float = 10) -> tuple[list[int], grpc.aio.AioRpcError]:
-    """Read a stream to its end; the feed sequences read and the error that ended it."""
-    read: list[int] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for update in call:
-                read.append(update.feed_sequence)
-    except grpc.aio.AioRpcError as exc:
-        return read, exc
-    pytest.fail("the stream ended without an error")
 
 
 def _insert_bar(

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from marketcore.instruments import InstrumentKey
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
+from tests.support import free_port
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
 EXCHANGE = "WRK"
@@ -64,12 +64,6 @@ class Supervised:
             self.log.append(entry if isinstance(entry, dict) else {"event": "raw"})
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def supervised(
     kafka_settings: KafkaSettings,
@@ -78,7 +72,7 @@ async def supervised(
     make_topic,
 ) -> AsyncIterator[tuple[Supervised, str]]:
     topic = make_topic(2)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(SOURCE_ROOT),

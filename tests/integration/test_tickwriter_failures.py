@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from tests.integration.tickwriter_support import (
     wait_until_queryable,
     writer_settings,
 )
+from tests.support import free_port
 from tickwriter.service import TickWriterServicer
 
 OUTAGE_S = 20
@@ -275,7 +275,7 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
     # every record below the committed offset has its row (a flush cut short by the kill may
     # have left rows beyond it, which the restarted writer rewrites in place)
     assert set(range(1, committed_at_kill + 1)) <= set(written_at_kill), "committed past a row"
-    grpc_port = _free_port()
+    grpc_port = free_port()
     second = start(grpc_port)  # this one also serves TickWriterService, as in production
     try:
         wait_for(lambda: caught_up(lookup, topic, 2), 40, "the restarted writer to catch up")
@@ -288,13 +288,6 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         if second.poll() is None:
             second.kill()
     assert row_sequences(cassandra_session, "KILLED") == list(range(1, total + 1))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _check_served(port: int) -> None:

@@ -23,14 +23,7 @@ from feedhandlers.venues.coinbase.parse import CoinbaseParser
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketinfra.kafka import ConfigValue
 from marketinfra.settings import KafkaSettings
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-
-    def send(self, key: bytes, value: bytes) -> None:
-        self.records.append((key, value))
+from tests.support import ListSink
 
 
 def _ticker(product: str, price: str, time: str = "2021-04-17T16:43:30.244075Z") -> bytes:

@@ -1,0 +1,68 @@
+"""Helpers shared by unit, contract and integration tests (no servers needed here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import grpc
+import pytest
+
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+
+
+class ListSink:
+    """A feed handler's sink that keeps the records (key, value) instead of producing them."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    def send(self, key: bytes, value: bytes) -> None:
+        self.records.append((key, value))
+
+    def updates(self) -> list[PriceUpdate]:
+        return [PriceUpdate.FromString(value) for _, value in self.records]
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll a condition on objects the code under test updates (no event to wait on)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(work: Coroutine[Any, Any, object]) -> AsyncIterator[None]:
+    """Run ``work`` as a task for the block; cancelled and awaited on the way out."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port free on 127.0.0.1 right now (TCP by default, ``SOCK_DGRAM`` for UDP)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def drain_to_error(
+    call: Any, timeout_s: float = 10
+) -> tuple[list[int], grpc.aio.AioRpcError]:
+    """Read a price stream to its end; the feed sequences read and the error that ended it."""
+    read: list[int] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for update in call:
+                read.append(update.feed_sequence)
+    except grpc.aio.AioRpcError as exc:
+        return read, exc
+    pytest.fail("the stream ended without an error")
