@@ -75,6 +75,7 @@ class ReconnectingConnection:
         while True:
             frames_before = self.pipeline.counters.frames.total()
             reason = await self._session()
+            _stop_if_cancelled()
             self.connected = False
             if self.pipeline.counters.frames.total() > frames_before:
                 attempt = 0  # that connection worked: start the backoff over
@@ -92,3 +93,16 @@ class ReconnectingConnection:
 
     async def _session(self) -> str:
         raise NotImplementedError
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop while a session swallowed it.
+
+    Python 3.11's ``asyncio.wait_for`` can lose a cancellation when the inner call finishes at
+    the same moment (a refused connect, for example), and a session may end in between. Without
+    this check the loop reconnects forever and whoever cancelled it waits forever (a test hung
+    this way on a busy machine).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
