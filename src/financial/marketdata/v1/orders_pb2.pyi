@@ -12,6 +12,7 @@ from financial.marketdata.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -22,6 +23,23 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RequestKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RequestKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RequestKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REQUEST_KIND_UNSPECIFIED: _RequestKind.ValueType  # 0
+    REQUEST_KIND_NEW_ORDER: _RequestKind.ValueType  # 1
+    REQUEST_KIND_CANCEL: _RequestKind.ValueType  # 2
+
+class RequestKind(_RequestKind, metaclass=_RequestKindEnumTypeWrapper): ...
+
+REQUEST_KIND_UNSPECIFIED: RequestKind.ValueType  # 0
+REQUEST_KIND_NEW_ORDER: RequestKind.ValueType  # 1
+REQUEST_KIND_CANCEL: RequestKind.ValueType  # 2
+Global___RequestKind: _TypeAlias = RequestKind  # noqa: Y015
 
 @_typing.final
 class OrderRequest(_message.Message):
@@ -247,6 +265,8 @@ class OrderStatusUpdate(_message.Message):
     EVENT_TIME_NS_FIELD_NUMBER: _builtins.int
     EVENT_SEQUENCE_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    STOP_TRIGGERED_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     status: _common_pb2.OrderStatus.ValueType
     remaining_quantity_micros: _builtins.int
@@ -261,6 +281,14 @@ class OrderStatusUpdate(_message.Message):
     event_sequence: _builtins.int
     """1, 2, 3... per order: each change of one order has a distinct number, so
     consumers drop duplicates and see changes in order.
+    """
+    stop_triggered: _builtins.bool
+    """A STOP or STOP_LIMIT order whose stop price was reached: it now executes as a
+    market (STOP) or limit (STOP_LIMIT) order. Its own event, status unchanged.
+    """
+    duplicate: _builtins.bool
+    """Session replies only, never on Kafka: this answers a repeated submission of
+    the same order (same order_id and fields) with its current state.
     """
     @_builtins.property
     def order(self) -> Global___OrderRequest:
@@ -281,10 +309,12 @@ class OrderStatusUpdate(_message.Message):
         event_time_ns: _builtins.int = ...,
         event_sequence: _builtins.int = ...,
         order: Global___OrderRequest | None = ...,
+        stop_triggered: _builtins.bool = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_sequence", b"event_sequence", "event_time_ns", b"event_time_ns", "exchange", b"exchange", "filled_quantity_micros", b"filled_quantity_micros", "order", b"order", "order_id", b"order_id", "reject_reason", b"reject_reason", "remaining_quantity_micros", b"remaining_quantity_micros", "status", b"status", "symbol", b"symbol", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "duplicate", b"duplicate", "event_sequence", b"event_sequence", "event_time_ns", b"event_time_ns", "exchange", b"exchange", "filled_quantity_micros", b"filled_quantity_micros", "order", b"order", "order_id", b"order_id", "reject_reason", b"reject_reason", "remaining_quantity_micros", b"remaining_quantity_micros", "status", b"status", "stop_triggered", b"stop_triggered", "symbol", b"symbol", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -336,6 +366,44 @@ class PositionUpdate(_message.Message):
 Global___PositionUpdate: _TypeAlias = PositionUpdate  # noqa: Y015
 
 @_typing.final
+class RequestReject(_message.Message):
+    """A request refused without changing any order, sent to the session only (no
+    order changed, so nothing is recorded on Kafka): a cancel that cannot be done
+    (unknown order, another account's order, already final), or a new order that
+    reuses the id of a different order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    REJECT_REASON_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    ORDER_STATUS_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    request: Global___RequestKind.ValueType
+    reject_reason: _common_pb2.RejectReason.ValueType
+    text: _builtins.str
+    order_status: _common_pb2.OrderStatus.ValueType
+    """The order's status when it exists and belongs to the caller; else unspecified."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        request: Global___RequestKind.ValueType = ...,
+        reject_reason: _common_pb2.RejectReason.ValueType = ...,
+        text: _builtins.str = ...,
+        order_status: _common_pb2.OrderStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "order_status", b"order_status", "reject_reason", b"reject_reason", "request", b"request", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestReject: _TypeAlias = RequestReject  # noqa: Y015
+
+@_typing.final
 class TradingMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -344,6 +412,7 @@ class TradingMessage(_message.Message):
     EXECUTION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    REJECT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def new_order(self) -> Global___OrderRequest:
         """client to server"""
@@ -364,6 +433,10 @@ class TradingMessage(_message.Message):
     def position(self) -> Global___PositionUpdate:
         """server to client"""
 
+    @_builtins.property
+    def reject(self) -> Global___RequestReject:
+        """server to client"""
+
     def __init__(
         self,
         *,
@@ -372,12 +445,13 @@ class TradingMessage(_message.Message):
         execution: Global___ExecutionReport | None = ...,
         status: Global___OrderStatusUpdate | None = ...,
         position: Global___PositionUpdate | None = ...,
+        reject: Global___RequestReject | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "execution", b"execution", "new_order", b"new_order", "payload", b"payload", "position", b"position", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "execution", b"execution", "new_order", b"new_order", "payload", b"payload", "position", b"position", "reject", b"reject", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "execution", b"execution", "new_order", b"new_order", "payload", b"payload", "position", b"position", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "execution", b"execution", "new_order", b"new_order", "payload", b"payload", "position", b"position", "reject", b"reject", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["new_order", "cancel", "execution", "status", "position"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["new_order", "cancel", "execution", "status", "position", "reject"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -1,0 +1,328 @@
+"""The order manager: every order's one fate. Pure; time arrives as ``now_ns``.
+
+It owns the orders' state, checks new orders, hands accepted ones to a ``Venue`` and turns what
+the venue reports into state changes through ``lifecycle`` (which makes illegal transitions
+impossible). Each call returns the events it caused, in order; the caller records them and tells
+the sessions. Everything runs on one thread, one call at a time, so "races" are orderings: a
+cancel that arrives after a fill cancels what is left (the CANCELLED event shows the filled
+quantity) or, if the fill completed the order, is refused TOO_LATE_TO_CANCEL.
+
+Idempotency: ``order_id`` is the client's key. A resubmission of an order (same id and fields,
+from either RPC) creates nothing and answers with the order's current state (``duplicate``). The
+same id with different fields, or another account's id, is refused DUPLICATE_ORDER_ID. Rejected
+orders keep their id too: a retry after a rejection needs a new id.
+
+Accounts: an order is placed and cancelled by its own account only (PERMISSION_DENIED).
+
+A new order is checked in this order: account, duplicate id, order rate (RATE_LIMIT), then
+``validation.check_order``. A rejected order is recorded like any other (one REJECTED event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from marketcore.instruments import InstrumentKey, InvalidInstrumentError
+from marketcore.trading import lifecycle
+from marketcore.trading.events import (
+    Executed,
+    OrderChanged,
+    PositionChanged,
+    RequestKind,
+    RequestRefused,
+    TradingEvent,
+)
+from marketcore.trading.model import (
+    Order,
+    OrderSpec,
+    OrderStatus,
+    Rejection,
+    RejectReason,
+    TimeInForce,
+    Touch,
+)
+from marketcore.trading.positions import Position, apply_fill
+from marketcore.trading.rules import RateLimiter, ReferenceData, RiskLimits
+from marketcore.trading.validation import Market, check_fields, check_order, order_notional_micros
+from marketcore.trading.venue import CancelRefused, Ended, Filled, StopTriggered, Venue, VenueReport
+from marketcore.trading_calendar import trade_date_text
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    order: Order  # its state now (for a duplicate: the first submission's order)
+    duplicate: bool
+    events: list[TradingEvent]
+
+
+class OrderManager:
+    def __init__(self, venue: Venue, reference: ReferenceData, limits: RiskLimits) -> None:
+        self._venue = venue
+        self.reference = reference  # replaced when the reference data is reloaded (halts)
+        self._limits = limits
+        self._rate = RateLimiter(limits.orders_per_second, limits.order_burst)
+        self._orders: dict[str, Order] = {}
+        self._working: dict[str, dict[str, None]] = {}  # account -> working order ids, in order
+        self._positions: dict[tuple[str, InstrumentKey], Position] = {}
+        self._touches: dict[InstrumentKey, Touch] = {}
+        self._quoted_on: dict[str, InstrumentKey] = {}  # symbol -> the venue that quoted it last
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def order(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
+
+    def working_orders(self, account_id: str | None = None) -> list[Order]:
+        accounts = [account_id] if account_id is not None else list(self._working)
+        return [
+            self._orders[order_id]
+            for account in accounts
+            for order_id in self._working.get(account, ())
+        ]
+
+    def position(self, account_id: str, key: InstrumentKey) -> Position | None:
+        return self._positions.get((account_id, key))
+
+    def positions(self, account_id: str) -> list[Position]:
+        return [p for (account, _), p in self._positions.items() if account == account_id]
+
+    def touch(self, key: InstrumentKey) -> Touch | None:
+        return self._touches.get(key)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def submit(self, spec: OrderSpec, caller: str, now_ns: int) -> Submitted | RequestRefused:
+        if spec.account_id != caller:
+            return _refuse_new(spec, caller, RejectReason.PERMISSION_DENIED, "not your account")
+        existing = self._orders.get(spec.order_id)
+        if existing is not None:
+            if existing.account_id == caller and existing.spec.same_order(spec):
+                return Submitted(existing, duplicate=True, events=[])
+            status = existing.status if existing.account_id == caller else None
+            return _refuse_new(
+                spec,
+                caller,
+                RejectReason.DUPLICATE_ORDER_ID,
+                f"order id {spec.order_id} is already used by a different order",
+                status,
+            )
+        key = self._resolve(spec)
+        problem: Rejection | None
+        if not self._rate.take(caller, now_ns):
+            problem = Rejection(
+                RejectReason.RATE_LIMIT,
+                f"more than {self._limits.orders_per_second:g} orders/s "
+                f"(burst {self._limits.order_burst})",
+            )
+        elif key is None:
+            problem = check_fields(spec) or Rejection(
+                RejectReason.UNKNOWN_SYMBOL, f"{spec.symbol} is not traded here"
+            )
+        else:
+            problem = check_order(
+                spec, self._market(key, now_ns), self._limits, self._open_notional(caller)
+            )
+        if problem is not None:
+            order = lifecycle.reject(spec, problem, key)
+            self._orders[spec.order_id] = order
+            return Submitted(order, False, [OrderChanged(order, now_ns, problem.detail)])
+        assert key is not None  # check_order accepted it, so the instrument is known
+        order = lifecycle.accept(spec, key, trade_date_text(key.exchange, now_ns))
+        self._store(order)
+        events: list[TradingEvent] = [OrderChanged(order, now_ns)]
+        rules = self.reference.rules_for(key)
+        assert rules is not None
+        events.extend(self.on_venue_reports(self._venue.place(order, rules.lot_micros), now_ns))
+        return Submitted(self._orders[spec.order_id], False, events)
+
+    def cancel(
+        self, order_id: str, caller: str, now_ns: int
+    ) -> list[TradingEvent] | RequestRefused:
+        order = self._orders.get(order_id)
+        if order is None:
+            return _refuse_cancel(order_id, caller, RejectReason.UNKNOWN_ORDER, "no such order")
+        if order.account_id != caller:
+            return _refuse_cancel(
+                order_id, caller, RejectReason.PERMISSION_DENIED, "not your order"
+            )
+        if order.status.is_final:
+            return _refuse_cancel(
+                order_id,
+                caller,
+                RejectReason.TOO_LATE_TO_CANCEL,
+                f"the order is already {order.status.name}",
+                order.status,
+            )
+        reports = self._venue.cancel(order_id)
+        refused = [report for report in reports if isinstance(report, CancelRefused)]
+        events = self.on_venue_reports(reports, now_ns)
+        if refused and not events:
+            current = self._orders[order_id]
+            return _refuse_cancel(
+                order_id, caller, RejectReason.TOO_LATE_TO_CANCEL, refused[0].text, current.status
+            )
+        return events
+
+    # -- market and venue --------------------------------------------------------------------
+
+    def on_tick(self, key: InstrumentKey, tick: Touch, now_ns: int) -> list[TradingEvent]:
+        """A new quote or trade: keep it (the latest trade price carries over ticks without
+        one) and let the venue execute against it."""
+        previous = self._touches.get(key)
+        touch = tick
+        if tick.last_micros == 0 and previous is not None and previous.last_micros:
+            touch = Touch(
+                tick.bid_micros,
+                tick.ask_micros,
+                tick.bid_size_micros,
+                tick.ask_size_micros,
+                previous.last_micros,
+            )
+        self._touches[key] = touch
+        self._quoted_on[key.symbol] = key
+        return self.on_venue_reports(self._venue.on_touch(key, touch), now_ns)
+
+    def on_venue_reports(self, reports: Iterable[VenueReport], now_ns: int) -> list[TradingEvent]:
+        events: list[TradingEvent] = []
+        for report in reports:
+            order = self._orders.get(report.order_id)
+            if order is None or order.status.is_final:
+                continue  # a report for an order that is not working changes nothing
+            if isinstance(report, Filled):
+                events.extend(self._fill(order, report, now_ns))
+            elif isinstance(report, StopTriggered):
+                if not order.stop_triggered:
+                    changed = lifecycle.trigger_stop(order)
+                    self._store(changed)
+                    events.append(OrderChanged(changed, now_ns, "stop triggered"))
+            elif isinstance(report, Ended):
+                changed = (
+                    lifecycle.expire(order)
+                    if report.status is OrderStatus.EXPIRED
+                    else lifecycle.cancel(order)
+                )
+                self._store(changed)
+                events.append(OrderChanged(changed, now_ns, report.text))
+        return events
+
+    def expire_due(self, now_ns: int) -> list[TradingEvent]:
+        """End DAY orders whose trading day is over (the session closed or the date moved)."""
+        events: list[TradingEvent] = []
+        for order in self.working_orders():
+            if order.spec.time_in_force is not TimeInForce.DAY or order.key is None:
+                continue
+            key = order.key
+            rules = self.reference.rules_for(key)
+            closed = rules is not None and not rules.hours.is_open(
+                self.reference.time_zone(key), now_ns
+            )
+            if closed or trade_date_text(key.exchange, now_ns) != order.trade_date:
+                reports = self._venue.expire(order.order_id, "end of the trading day")
+                events.extend(self.on_venue_reports(reports, now_ns))
+        return events
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def restore(self, orders: Iterable[Order], positions: Iterable[Position]) -> int:
+        """Take back recorded state after a restart; working orders go back to the venue.
+        Returns how many orders are working."""
+        for position in positions:
+            self._positions[(position.account_id, position.key)] = position
+        working = 0
+        for order in orders:
+            self._store(order)
+            if order.is_working and order.key is not None:
+                rules = self.reference.rules_for(order.key)
+                self._venue.restore(order, rules.lot_micros if rules is not None else 1)
+                working += 1
+        return working
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _fill(self, order: Order, report: Filled, now_ns: int) -> list[TradingEvent]:
+        filled = lifecycle.fill(order, report.quantity_micros)
+        self._store(filled)
+        assert filled.key is not None
+        position_key = (filled.account_id, filled.key)
+        position = self._positions.get(position_key) or Position(filled.account_id, filled.key)
+        position = apply_fill(
+            position, filled.spec.side, report.quantity_micros, report.price_micros
+        )
+        self._positions[position_key] = position
+        return [
+            Executed(
+                f"{filled.order_id}-{filled.fill_count}",
+                filled,
+                report.price_micros,
+                report.quantity_micros,
+                now_ns,
+                self._venue.name,
+            ),
+            OrderChanged(filled, now_ns),
+            PositionChanged(position, now_ns),
+        ]
+
+    def _store(self, order: Order) -> None:
+        self._orders[order.order_id] = order
+        account = self._working.setdefault(order.account_id, {})
+        if order.is_working:
+            account[order.order_id] = None
+        else:
+            account.pop(order.order_id, None)
+            if not account:
+                del self._working[order.account_id]
+
+    def _resolve(self, spec: OrderSpec) -> InstrumentKey | None:
+        """The instrument an order is for, when it is known here (quoted, or listed in the
+        reference data): on the order's exchange; without one, the exchange that quoted the
+        symbol last, else the symbol's only listing."""
+        try:
+            if spec.exchange:
+                key = InstrumentKey(spec.exchange, spec.symbol)
+                known = key in self._touches or self.reference.is_listed(key)
+                return key if known else None
+            quoted = self._quoted_on.get(spec.symbol)
+            if quoted is not None:
+                return quoted
+        except InvalidInstrumentError:
+            return None
+        listed = [key for key in self.reference.symbols if key.symbol == spec.symbol]
+        return listed[0] if len(listed) == 1 else None
+
+    def _market(self, key: InstrumentKey, now_ns: int) -> Market:
+        rules = self.reference.rules_for(key)
+        is_open = rules is not None and rules.hours.is_open(self.reference.time_zone(key), now_ns)
+        return Market(rules, is_open, self._touches.get(key))
+
+    def _open_notional(self, account_id: str) -> int:
+        total = 0
+        for order in self.working_orders(account_id):
+            touch = self._touches.get(order.key) if order.key is not None else None
+            total += order_notional_micros(order.spec, touch or Touch(), order.remaining_micros)
+        return total
+
+
+def _refuse_new(
+    spec: OrderSpec,
+    caller: str,
+    reason: RejectReason,
+    text: str,
+    status: OrderStatus | None = None,
+) -> RequestRefused:
+    return RequestRefused(
+        spec.order_id, caller, RequestKind.NEW_ORDER, Rejection(reason, text), status
+    )
+
+
+def _refuse_cancel(
+    order_id: str,
+    caller: str,
+    reason: RejectReason,
+    text: str,
+    status: OrderStatus | None = None,
+) -> RequestRefused:
+    return RequestRefused(order_id, caller, RequestKind.CANCEL, Rejection(reason, text), status)

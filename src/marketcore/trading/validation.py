@@ -1,0 +1,141 @@
+"""Order checks before an order reaches the venue. Pure: every input is an argument.
+
+Checks run in this order and the first failure is the answer, so one order gets one reason:
+
+1. fields: quantity positive; LIMIT/STOP_LIMIT need a positive limit price, STOP/STOP_LIMIT a
+   positive stop price, MARKET/STOP no limit price, MARKET/LIMIT no stop price (MALFORMED,
+   INVALID_QUANTITY, INVALID_PRICE)
+2. the instrument: known (UNKNOWN_SYMBOL), open (MARKET_CLOSED), not halted (INSTRUMENT_HALTED)
+3. the grid: quantity a multiple of the lot (INVALID_QUANTITY), prices multiples of the tick
+   (INVALID_PRICE)
+4. the market: a quote to price against (NO_MARKET_DATA); a limit price within the band around
+   the reference price (PRICE_OUT_OF_BAND)
+5. the account: order notional and open notional within limits (NOTIONAL_LIMIT)
+
+The order-rate limit and duplicate ids are the order book's (they need its state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marketcore.trading.model import OrderSpec, OrderType, Rejection, RejectReason, Touch
+from marketcore.trading.rules import InstrumentRules, RiskLimits, notional_micros
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """What the checks know about the instrument at the time of the order."""
+
+    rules: InstrumentRules | None  # None: unknown instrument
+    is_open: bool
+    touch: Touch | None  # None: no quote yet
+
+
+def check_fields(spec: OrderSpec) -> Rejection | None:
+    kind = spec.order_type
+    if spec.quantity_micros <= 0:
+        return Rejection(RejectReason.INVALID_QUANTITY, "quantity must be positive")
+    if kind.has_limit and spec.limit_price_micros <= 0:
+        return Rejection(RejectReason.INVALID_PRICE, f"a {kind.name} order needs a limit price")
+    if not kind.has_limit and spec.limit_price_micros != 0:
+        return Rejection(RejectReason.MALFORMED, f"a {kind.name} order takes no limit price")
+    if kind.has_stop and spec.stop_price_micros <= 0:
+        return Rejection(RejectReason.INVALID_PRICE, f"a {kind.name} order needs a stop price")
+    if not kind.has_stop and spec.stop_price_micros != 0:
+        return Rejection(RejectReason.MALFORMED, f"a {kind.name} order takes no stop price")
+    return None
+
+
+def check_order(
+    spec: OrderSpec, market: Market, limits: RiskLimits, open_notional_micros: int
+) -> Rejection | None:
+    """Why ``spec`` must be rejected, or None. ``open_notional_micros``: the account's working
+    orders' notional before this one."""
+    problem = check_fields(spec) or _check_instrument(spec, market)
+    if problem is not None:
+        return problem
+    assert market.rules is not None  # _check_instrument refuses unknown instruments
+    touch = market.touch
+    return (
+        _check_grid(spec, market.rules)
+        or _check_price(spec, touch, limits)
+        or _check_notional(spec, touch, limits, open_notional_micros)
+    )
+
+
+def _where(spec: OrderSpec) -> str:
+    return f"{spec.symbol} on {spec.exchange}" if spec.exchange else spec.symbol
+
+
+def _check_instrument(spec: OrderSpec, market: Market) -> Rejection | None:
+    if market.rules is None:
+        return Rejection(RejectReason.UNKNOWN_SYMBOL, f"{_where(spec)} is not traded here")
+    if not market.is_open:
+        return Rejection(RejectReason.MARKET_CLOSED, f"{_where(spec)} is outside its trading hours")
+    if market.rules.halted:
+        return Rejection(RejectReason.INSTRUMENT_HALTED, f"{_where(spec)} is halted")
+    return None
+
+
+def _check_grid(spec: OrderSpec, rules: InstrumentRules) -> Rejection | None:
+    if spec.quantity_micros % rules.lot_micros:
+        return Rejection(
+            RejectReason.INVALID_QUANTITY,
+            f"quantity {spec.quantity_micros} micros is not a multiple of the lot "
+            f"{rules.lot_micros}",
+        )
+    for name, price in (("limit", spec.limit_price_micros), ("stop", spec.stop_price_micros)):
+        if price and price % rules.tick_micros:
+            return Rejection(
+                RejectReason.INVALID_PRICE,
+                f"{name} price {price} micros is off the tick {rules.tick_micros}",
+            )
+    return None
+
+
+def _check_price(spec: OrderSpec, touch: Touch | None, limits: RiskLimits) -> Rejection | None:
+    reference = touch.reference_micros() if touch is not None else 0
+    if reference <= 0:
+        return Rejection(RejectReason.NO_MARKET_DATA, f"no quote for {_where(spec)} yet")
+    if spec.limit_price_micros:
+        distance = abs(spec.limit_price_micros - reference)
+        if distance * 10_000 > reference * limits.price_band_bps:
+            return Rejection(
+                RejectReason.PRICE_OUT_OF_BAND,
+                f"limit {spec.limit_price_micros} is more than {limits.price_band_bps} bps from "
+                f"the reference price {reference}",
+            )
+    return None
+
+
+def _check_notional(
+    spec: OrderSpec, touch: Touch | None, limits: RiskLimits, open_notional_micros: int
+) -> Rejection | None:
+    notional = order_notional_micros(spec, touch or Touch())
+    if notional > limits.max_order_notional_micros:
+        return Rejection(
+            RejectReason.NOTIONAL_LIMIT,
+            f"order notional {notional} exceeds the per-order limit "
+            f"{limits.max_order_notional_micros} (micros)",
+        )
+    if open_notional_micros + notional > limits.max_open_notional_micros:
+        return Rejection(
+            RejectReason.NOTIONAL_LIMIT,
+            f"working orders' notional {open_notional_micros} + {notional} exceeds the account "
+            f"limit {limits.max_open_notional_micros} (micros)",
+        )
+    return None
+
+
+def order_notional_micros(spec: OrderSpec, touch: Touch, quantity_micros: int | None = None) -> int:
+    """The money an order (or ``quantity_micros`` of it) commits: at its limit price; a stop at
+    its stop price; a market order at the far touch, else the reference price."""
+    quantity = spec.quantity_micros if quantity_micros is None else quantity_micros
+    if spec.order_type.has_limit:
+        price = spec.limit_price_micros
+    elif spec.order_type is OrderType.STOP:
+        price = spec.stop_price_micros
+    else:
+        price = touch.far_side(spec.side)[0] or touch.reference_micros()
+    return notional_micros(quantity, price)
