@@ -64,7 +64,7 @@ class OrderManager:
         self._rate = RateLimiter(limits.orders_per_second, limits.order_burst)
         self._orders: dict[str, Order] = {}
         self._working: dict[str, dict[str, None]] = {}  # account -> working order ids, in order
-        self._positions: dict[tuple[str, InstrumentKey], Position] = {}
+        self._positions: dict[tuple[str, str], Position] = {}
         self._touches: dict[InstrumentKey, Touch] = {}
         self._quoted_on: dict[str, InstrumentKey] = {}  # symbol -> the venue that quoted it last
 
@@ -81,8 +81,8 @@ class OrderManager:
             for order_id in self._working.get(account, ())
         ]
 
-    def position(self, account_id: str, key: InstrumentKey) -> Position | None:
-        return self._positions.get((account_id, key))
+    def position(self, account_id: str, symbol: str) -> Position | None:
+        return self._positions.get((account_id, symbol))
 
     def positions(self, account_id: str) -> list[Position]:
         return [p for (account, _), p in self._positions.items() if account == account_id]
@@ -231,7 +231,7 @@ class OrderManager:
         """Take back recorded state after a restart; working orders go back to the venue.
         Returns how many orders are working."""
         for position in positions:
-            self._positions[(position.account_id, position.key)] = position
+            self._positions[(position.account_id, position.symbol)] = position
         working = 0
         for order in orders:
             self._store(order)
@@ -246,9 +246,8 @@ class OrderManager:
     def _fill(self, order: Order, report: Filled, now_ns: int) -> list[TradingEvent]:
         filled = lifecycle.fill(order, report.quantity_micros)
         self._store(filled)
-        assert filled.key is not None
-        position_key = (filled.account_id, filled.key)
-        position = self._positions.get(position_key) or Position(filled.account_id, filled.key)
+        position_key = (filled.account_id, filled.spec.symbol)
+        position = self._positions.get(position_key) or Position(*position_key)
         position = apply_fill(
             position, filled.spec.side, report.quantity_micros, report.price_micros
         )

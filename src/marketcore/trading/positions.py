@@ -1,4 +1,7 @@
-"""Positions per (account, instrument), by the average-cost method. Pure.
+"""Positions per (account, symbol), by the average-cost method. Pure.
+
+A position is in the security, whichever venue the fills came from: AAPL bought on NASDAQ and
+sold on NYSE is flat.
 
 A fill in the position's direction (or from flat) adds to the quantity and the cost. A fill
 against it closes quantity at the average cost, realising the difference, and any excess opens
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from marketcore.instruments import InstrumentKey
 from marketcore.trading.model import Side
 
 MICROS = 1_000_000
@@ -20,11 +22,11 @@ MICROS = 1_000_000
 @dataclass(frozen=True, slots=True)
 class Position:
     account_id: str
-    key: InstrumentKey
+    symbol: str
     net_micros: int = 0  # signed: long > 0
     cost_exact: int = 0  # signed cost of the open quantity, in micros x micros
     realized_exact: int = 0
-    sequence: int = 0  # 1, 2, 3... per (account, instrument)
+    sequence: int = 0  # 1, 2, 3... per (account, symbol)
 
     @property
     def cost_micros(self) -> int:

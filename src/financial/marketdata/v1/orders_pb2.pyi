@@ -267,6 +267,8 @@ class OrderStatusUpdate(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     STOP_TRIGGERED_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    TRADE_DATE_FIELD_NUMBER: _builtins.int
+    FILL_COUNT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     status: _common_pb2.OrderStatus.ValueType
     remaining_quantity_micros: _builtins.int
@@ -290,9 +292,15 @@ class OrderStatusUpdate(_message.Message):
     """Session replies only, never on Kafka: this answers a repeated submission of
     the same order (same order_id and fields) with its current state.
     """
+    trade_date: _builtins.str
+    """YYYY-MM-DD the order was accepted on (DAY orders end with it)"""
+    fill_count: _builtins.int
+    """executions so far (execution ids are order_id-1, -2, ...)"""
     @_builtins.property
     def order(self) -> Global___OrderRequest:
-        """the original request, on the first event"""
+        """The request as submitted (account_id filled in), on every event, so each
+        event stands alone (and the gateway rebuilds working orders from the log).
+        """
 
     def __init__(
         self,
@@ -311,10 +319,12 @@ class OrderStatusUpdate(_message.Message):
         order: Global___OrderRequest | None = ...,
         stop_triggered: _builtins.bool = ...,
         duplicate: _builtins.bool = ...,
+        trade_date: _builtins.str = ...,
+        fill_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "duplicate", b"duplicate", "event_sequence", b"event_sequence", "event_time_ns", b"event_time_ns", "exchange", b"exchange", "filled_quantity_micros", b"filled_quantity_micros", "order", b"order", "order_id", b"order_id", "reject_reason", b"reject_reason", "remaining_quantity_micros", b"remaining_quantity_micros", "status", b"status", "stop_triggered", b"stop_triggered", "symbol", b"symbol", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "duplicate", b"duplicate", "event_sequence", b"event_sequence", "event_time_ns", b"event_time_ns", "exchange", b"exchange", "fill_count", b"fill_count", "filled_quantity_micros", b"filled_quantity_micros", "order", b"order", "order_id", b"order_id", "reject_reason", b"reject_reason", "remaining_quantity_micros", b"remaining_quantity_micros", "status", b"status", "stop_triggered", b"stop_triggered", "symbol", b"symbol", "text", b"text", "trade_date", b"trade_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,6 +342,8 @@ class PositionUpdate(_message.Message):
     REALIZED_PNL_MICROS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_NS_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    COST_SUB_MICROS_FIELD_NUMBER: _builtins.int
+    REALIZED_PNL_SUB_MICROS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     symbol: _builtins.str
     exchange: _builtins.str
@@ -344,7 +356,12 @@ class PositionUpdate(_message.Message):
     realized_pnl_micros: _builtins.int
     update_time_ns: _builtins.int
     sequence: _builtins.int
-    """per (account_id, symbol)"""
+    """per (account_id, exchange, symbol)"""
+    cost_sub_micros: _builtins.int
+    """The exact values, in micros x micros, are cost_micros * 1e6 + cost_sub_micros
+    (and likewise for the P&L): the micros fields are rounded half to even.
+    """
+    realized_pnl_sub_micros: _builtins.int
     def __init__(
         self,
         *,
@@ -356,10 +373,12 @@ class PositionUpdate(_message.Message):
         realized_pnl_micros: _builtins.int = ...,
         update_time_ns: _builtins.int = ...,
         sequence: _builtins.int = ...,
+        cost_sub_micros: _builtins.int = ...,
+        realized_pnl_sub_micros: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cost_micros", b"cost_micros", "exchange", b"exchange", "net_quantity_micros", b"net_quantity_micros", "realized_pnl_micros", b"realized_pnl_micros", "sequence", b"sequence", "symbol", b"symbol", "update_time_ns", b"update_time_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cost_micros", b"cost_micros", "cost_sub_micros", b"cost_sub_micros", "exchange", b"exchange", "net_quantity_micros", b"net_quantity_micros", "realized_pnl_micros", b"realized_pnl_micros", "realized_pnl_sub_micros", b"realized_pnl_sub_micros", "sequence", b"sequence", "symbol", b"symbol", "update_time_ns", b"update_time_ns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
