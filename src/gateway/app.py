@@ -36,7 +36,10 @@ from gateway.errors import GatewayError
 from gateway.market import MarketData
 from gateway.security import SERVICE, TokenTable, server_credentials
 from gateway.service.interceptors import CallInterceptor
-from gateway.service.market_data import MarketDataServicer, add_to_server
+from gateway.service.market_data import MarketDataServicer, TradingHandlers, add_to_server
+from gateway.service.trading import TradingService
+from gateway.trading.desk import TradingLog
+from gateway.trading.runtime import Trading, start_trading, stop_trading
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError
 from marketinfra.logging import configure_logging
@@ -89,6 +92,7 @@ class Gateway:
     health: health.aio.HealthServicer
     feed: Feed
     cluster: Cluster | None
+    trading: Trading | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -97,10 +101,11 @@ async def start(
     *,
     store: QuoteStore | None = None,
     feed_factory: FeedFactory | None = None,
+    trading_log: TradingLog | None = None,
 ) -> Gateway:
-    """Connect, position the feed, bind and start serving. ``store`` and ``feed_factory``
-    replace Cassandra and Kafka (contract tests, benchmarks). Raises GatewayError or InfraError
-    with a message fit for one log line."""
+    """Connect, position the feed, bind and start serving. ``store``, ``feed_factory`` and
+    ``trading_log`` replace Cassandra and Kafka (contract tests, benchmarks). Raises
+    GatewayError or InfraError with a message fit for one log line."""
     tokens = token_table(settings)
     cluster: Cluster | None = None
     if store is None:
@@ -124,7 +129,6 @@ async def start(
     )
     limits = SubscriptionLimits(max_symbols=settings.max_symbols_per_stream)
     worker_name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
-    servicer = MarketDataServicer(market, limits, settings.max_streams, worker_name=worker_name)
     loop = asyncio.get_running_loop()
     if feed_factory is None:
         feed: Feed = KafkaFeed(
@@ -136,8 +140,16 @@ async def start(
         )
     else:
         feed = feed_factory(market, loop)
+    trading: Trading | None = None
     try:
         await asyncio.to_thread(feed.start, settings.kafka.request_timeout_ms / 1000)
+        handlers: TradingHandlers | None = None
+        if settings.trading == "own":
+            trading = await start_trading(settings, market, trading_log)
+            handlers = TradingService(trading.desk, settings.max_batch_orders)
+        servicer = MarketDataServicer(
+            market, limits, settings.max_streams, trading=handlers, worker_name=worker_name
+        )
         server = grpc.aio.server(
             interceptors=[CallInterceptor(tokens)], options=server_options(settings)
         )
@@ -151,13 +163,17 @@ async def start(
         port = _bind(server, settings)
         await server.start()
     except BaseException:
+        if trading is not None:
+            await stop_trading(trading)
         feed.stop()
         if cluster is not None:
             cluster.shutdown()
         raise
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(settings, server, port, servicer, market, health_servicer, feed, cluster)
+    gateway = Gateway(
+        settings, server, port, servicer, market, health_servicer, feed, cluster, trading
+    )
     gateway.tasks.append(asyncio.create_task(servicer.watch_lag(LAG_CHECK_INTERVAL_S)))
     log.info(
         "gateway_serving",
@@ -165,6 +181,7 @@ async def start(
         port=port,
         tls="off" if settings.insecure else ("mutual" if settings.tls_client_ca_file else "on"),
         topic=settings.ticks_topic,
+        trading=settings.trading,
     )
     return gateway
 
@@ -198,6 +215,8 @@ async def stop(gateway: Gateway) -> None:
     for task in gateway.tasks:
         task.cancel()
     await asyncio.gather(*gateway.tasks, return_exceptions=True)
+    if gateway.trading is not None:
+        await stop_trading(gateway.trading)
     await asyncio.to_thread(gateway.feed.stop)
     if gateway.cluster is not None:
         await asyncio.to_thread(gateway.cluster.shutdown)
@@ -214,15 +233,20 @@ async def serve(settings: GatewaySettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    while not stopping.is_set() and gateway.feed.alive:
+    trading = gateway.trading
+    while not stopping.is_set() and gateway.feed.alive and (trading is None or trading.alive):
         try:
             await asyncio.wait_for(stopping.wait(), timeout=1.0)
         except TimeoutError:
             continue
     if not gateway.feed.alive:
         log.error("gateway_feed_died", error=str(gateway.feed.crashed))
+    trading_failed = trading is not None and trading.journal.failed is not None
+    if trading is not None and trading.journal.failed is not None:
+        # memory may be ahead of the log: stop, and let the restart rebuild from the log
+        log.error("gateway_trading_log_failed", error=str(trading.journal.failed))
     await stop(gateway)
-    return 0 if gateway.feed.crashed is None else 1
+    return 0 if gateway.feed.crashed is None and not trading_failed else 1
 
 
 def main(overrides: Mapping[str, Any] | None = None) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketinfra.settings import CommonSettings
-from marketinfra.topics import TICKS_RAW
+from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TICKS_RAW, TRADES_EXECUTED
 
 _MIB = 1024 * 1024
 DEFAULT_PORT = 50051
@@ -75,6 +75,31 @@ class GatewaySettings(CommonSettings):
     # Records handed from the Kafka thread to the event loop at once.
     feed_batch_max: int = Field(default=500, ge=1)
 
+    # -- trading (SubmitOrders, LiveTrading) --------------------------------------------------
+    # "own": this process keeps the order book and writes the trading log; "off": the trading
+    # RPCs answer UNIMPLEMENTED; "relay": forward them to the owner at trading_relay_socket
+    # (set by `mdgw gateway --workers N` on every worker but the first).
+    trading: Literal["own", "relay", "off"] = "own"
+    # An owner also serves the trading RPCs here for its relays (a Unix socket path).
+    trading_relay_socket: Path | None = None
+    # Kafka transactional.id of the trading log's writer: one owner per id; a new owner fences
+    # the previous one. Give each independent gateway deployment its own.
+    trading_id: str = "mdgw-trading"
+    orders_topic: str = ORDERS_LIFECYCLE.name
+    trades_topic: str = TRADES_EXECUTED.name
+    positions_topic: str = POSITIONS_UPDATES.name
+    # JSON instrument rules (tick, lot, hours, halts) over the built-in defaults; re-read when
+    # it changes. See gateway/trading/reference_file.py.
+    trading_reference_file: Path | None = None
+    # Risk limits per account, in whole currency units and orders.
+    max_order_notional: int = Field(default=1_000_000, ge=1)
+    max_open_notional: int = Field(default=5_000_000, ge=1)
+    max_orders_per_second: float = Field(default=100.0, gt=0)
+    order_burst: int = Field(default=200, ge=1)
+    price_band_bps: int = Field(default=1_000, ge=1)  # limit within 10% of the reference price
+    max_batch_orders: int = Field(default=10_000, ge=1)  # orders in one SubmitOrders call
+    trading_recovery_timeout_s: float = Field(default=60.0, gt=0)
+
     @model_validator(mode="after")
     def _security_is_coherent(self) -> Self:
         if self.insecure:
@@ -90,6 +115,8 @@ class GatewaySettings(CommonSettings):
                 )
             if not self.auth_tokens.get_secret_value():
                 raise ValueError("GATEWAY_AUTH_TOKENS is empty: no client could authenticate")
+        if self.trading == "relay" and self.trading_relay_socket is None:
+            raise ValueError("GATEWAY_TRADING=relay needs GATEWAY_TRADING_RELAY_SOCKET")
         return self
 
     def exchanges_to_probe(self) -> list[str]:

@@ -4,6 +4,8 @@ GatewayError
  +-- ConfigError             settings that cannot work together (startup fails, one log line)
  +-- QuoteStoreError         (retriable) Cassandra did not answer a fallback read in time
  +-- FeedError               (retriable) the Kafka feed cannot be read (topic missing, broker down)
+ +-- JournalError            the trading log cannot be written or read: trading stops until a
+                             restart rebuilds the orders from the log
 
 Expected outcomes of requests are not errors: a malformed request is ``core.subscriptions.
 Invalid``, an unknown symbol is ``None`` from a lookup; the service maps them to status codes.
@@ -36,3 +38,7 @@ class FeedError(GatewayError):
     def __init__(self, topic: str, detail: str) -> None:
         super().__init__(f"feed {topic}: {detail}")
         self.topic = topic
+
+
+class JournalError(GatewayError):
+    pass

@@ -6,13 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate, PositionUpdate
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from gateway.core.quotes import DayBar
 from gateway.core.updates import FeedUpdate
-from gateway.errors import QuoteStoreError
+from gateway.errors import JournalError, QuoteStoreError
 from gateway.market import MarketData
 from gateway.service.convert import decode_update
+from gateway.trading.convert import (
+    Malformed,
+    Record,
+    TradingTopics,
+    order_from_status,
+    position_from_proto,
+)
+from gateway.trading.recovery import RecoveredState
 from marketcore.instruments import InstrumentKey
+from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TRADES_EXECUTED
 
 
 class MemoryQuoteStore:
@@ -89,3 +99,59 @@ def decoded(updates: Iterable[PriceUpdate]) -> list[FeedUpdate]:
         assert isinstance(feed_update, FeedUpdate)  # narrowed: not a problem string
         result.append(feed_update)
     return result
+
+
+class MemoryTradingLog:
+    """A ``TradingLog`` in memory: appends commit at once (or fail, with ``failing``), and a
+    restart reads back what the previous instance recorded (share one ``records`` list)."""
+
+    def __init__(
+        self, records: list[Record] | None = None, topics: TradingTopics | None = None
+    ) -> None:
+        self.records: list[Record] = records if records is not None else []
+        self._topics = topics or TradingTopics(
+            ORDERS_LIFECYCLE.name, TRADES_EXECUTED.name, POSITIONS_UPDATES.name
+        )
+        self.failed: JournalError | None = None
+        self.failing = False
+        self.stopped = False
+
+    def start(self, timeout_s: float) -> None:
+        self.stopped = False
+
+    def read_state(self, timeout_s: float) -> RecoveredState:
+        orders: dict[str, OrderStatusUpdate] = {}
+        positions: dict[tuple[str, str], PositionUpdate] = {}
+        for record in self.records:
+            if record.topic == self._topics.orders:
+                update = OrderStatusUpdate.FromString(record.value)
+                current = orders.get(update.order_id)
+                if current is None or update.event_sequence > current.event_sequence:
+                    orders[update.order_id] = update
+            elif record.topic == self._topics.positions:
+                position = PositionUpdate.FromString(record.value)
+                key = (position.account_id, position.symbol)
+                held = positions.get(key)
+                if held is None or position.sequence > held.sequence:
+                    positions[key] = position
+        state = RecoveredState(records=len(self.records))
+        for update in orders.values():
+            order = order_from_status(update)
+            assert not isinstance(order, Malformed), order
+            state.orders.append(order)
+        state.positions = [position_from_proto(update) for update in positions.values()]
+        return state
+
+    def append(self, records: list[Record]) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.failing and records:
+            self.failed = JournalError("the memory log was told to fail")
+        if self.failed is not None:
+            done.set_exception(self.failed)
+        else:
+            self.records.extend(records)
+            done.set_result(None)
+        return done
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopped = True

@@ -58,6 +58,8 @@ class MarketData:
         self._wall_ns = wall_ns
         self._store_retry_at_ns = 0
         self.applied = 0
+        # called on the loop with each batch's fresh updates (the trading desk)
+        self.listeners: list[Callable[[Sequence[FeedUpdate]], None]] = []
 
     # -- the feed ----------------------------------------------------------------------------
 
@@ -66,11 +68,17 @@ class MarketData:
         now_ns = self._monotonic_ns()
         book, fanout = self.book, self.fanout
         stale = 0
+        fresh: list[FeedUpdate] | None = [] if self.listeners else None
         for update in updates:
             if book.apply(update):
                 fanout.publish(update.key, update, now_ns)
+                if fresh is not None:
+                    fresh.append(update)
             else:
                 stale += 1
+        if fresh:
+            for listener in self.listeners:
+                listener(fresh)
         self.applied += len(updates)
         if stale:
             metrics.FEED_RECORDS.labels("stale").inc(stale)

@@ -26,3 +26,19 @@ FEED_DELAY = Gauge(
 INSTRUMENTS = Gauge("gateway_instruments_in_memory", "Instruments in the quote view")
 QUOTES = Counter("gateway_quotes_total", "GetQuote answers", ["source"])
 STORE_ERRORS = Counter("gateway_store_errors_total", "Failed Cassandra reads", ["operation"])
+
+# -- trading (labels: bounded enums; never order or account ids) ---------------------------------
+ORDERS = Counter(
+    "gateway_orders_total", "New-order requests by outcome", ["outcome"]
+)  # accepted, rejected, duplicate, refused
+ORDERS_REJECTED = Counter("gateway_orders_rejected_total", "Rejected orders", ["reason"])
+CANCELS = Counter("gateway_cancels_total", "Cancel requests by outcome", ["outcome"])
+EXECUTIONS = Counter("gateway_executions_total", "Fills at the venue")
+ORDERS_WORKING = Gauge("gateway_orders_working", "Orders working at the venue")
+TRADING_SESSIONS = Gauge("gateway_trading_sessions_open", "LiveTrading sessions open")
+JOURNAL_COMMIT_SECONDS = Histogram(
+    "gateway_journal_commit_seconds",
+    "Time to write one transaction of order events to Kafka",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+JOURNAL_RECORDS = Counter("gateway_journal_records_total", "Order event records committed")

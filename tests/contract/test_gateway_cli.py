@@ -46,7 +46,9 @@ async def port(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
         return feeds[0]
 
     gateway = await app.start(
-        GatewaySettings(insecure=True, port=0), store=MemoryQuoteStore(), feed_factory=feed_factory
+        GatewaySettings(insecure=True, port=0, trading="off"),
+        store=MemoryQuoteStore(),
+        feed_factory=feed_factory,
     )
     monkeypatch.setenv("GATEWAY_CLIENT_TARGET", f"127.0.0.1:{gateway.port}")
     monkeypatch.setenv("GATEWAY_CLIENT_INSECURE", "true")

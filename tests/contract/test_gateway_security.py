@@ -52,6 +52,7 @@ async def tls_gateway(certs: DevCertificates) -> AsyncIterator[app.Gateway]:
     gateway = await _start(
         GatewaySettings(
             port=0,
+            trading="off",
             tls_cert_file=certs.server_cert,
             tls_key_file=certs.server_key,
             auth_tokens=TOKENS,
@@ -66,6 +67,7 @@ async def mtls_gateway(certs: DevCertificates) -> AsyncIterator[app.Gateway]:
     gateway = await _start(
         GatewaySettings(
             port=0,
+            trading="off",
             tls_cert_file=certs.server_cert,
             tls_key_file=certs.server_key,
             tls_client_ca_file=certs.ca_cert,

@@ -80,7 +80,12 @@ class Served:
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
     settings = GatewaySettings(
-        insecure=True, port=0, auth_tokens=TOKENS, max_lag_ms=300, shutdown_grace_s=2
+        insecure=True,
+        port=0,
+        trading="off",
+        auth_tokens=TOKENS,
+        max_lag_ms=300,
+        shutdown_grace_s=2,
     )
     store = MemoryQuoteStore()
     feeds: list[ManualFeed] = []
@@ -242,7 +247,7 @@ async def test_health_needs_no_token_and_reports_serving(served: Served) -> None
             assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_trading_rpcs_are_unimplemented_for_now(served: Served) -> None:
+async def test_trading_rpcs_are_unimplemented_when_trading_is_off(served: Served) -> None:
     async with GatewayClient(served.target, token=TRADER) as client:
         stub = services_pb2_grpc.MarketDataServiceStub(client.channel)
         metadata = (("authorization", f"Bearer {TRADER}"),)
@@ -449,6 +454,7 @@ async def test_connections_age_out_and_the_client_resubscribes() -> None:
     settings = GatewaySettings(
         insecure=True,
         port=0,
+        trading="off",
         auth_tokens=TOKENS,
         max_connection_age_s=0.5,
         max_connection_age_grace_s=0.3,

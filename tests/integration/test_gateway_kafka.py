@@ -99,6 +99,7 @@ async def harness(
     settings = GatewaySettings(
         insecure=True,
         port=0,
+        trading="off",
         ticks_topic=topic,
         kafka=kafka_settings,
         cassandra=cassandra_settings,

@@ -98,6 +98,7 @@ async def processes(
         "CASSANDRA_KEYSPACE": cassandra_settings.keyspace,
         "GATEWAY_PORT": "0",
         "GATEWAY_TICKS_TOPIC": topic,
+        "GATEWAY_TRADING": "off",
         "GATEWAY_TLS_CERT_FILE": str(certs.server_cert),
         "GATEWAY_TLS_KEY_FILE": str(certs.server_key),
         "GATEWAY_TLS_CLIENT_CA_FILE": str(certs.ca_cert),

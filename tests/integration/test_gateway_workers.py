@@ -80,6 +80,7 @@ async def supervised(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
         "CASSANDRA_KEYSPACE": cassandra_settings.keyspace,
         "GATEWAY_TICKS_TOPIC": topic,
+        "GATEWAY_TRADING": "off",
         "GATEWAY_SHUTDOWN_GRACE_S": "3",
     }
     process = await asyncio.create_subprocess_exec(

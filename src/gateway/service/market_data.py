@@ -1,5 +1,6 @@
-"""MarketDataService: StreamPrices, StreamPriceBatches and GetQuote; SubmitOrders and
-LiveTrading answer UNIMPLEMENTED until a trading handler is plugged in (issue 6).
+"""MarketDataService: StreamPrices, StreamPriceBatches and GetQuote here; SubmitOrders and
+LiveTrading go to the trading handlers (``service/trading.py``), or answer UNIMPLEMENTED when
+trading is off on this gateway.
 
 Status codes: a malformed request (including bytes that are not the request message) is
 INVALID_ARGUMENT; an unknown symbol in GetQuote NOT_FOUND; too many streams, or a client too
@@ -43,17 +44,19 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 TAKE_PER_ROUND = 64
 SHUTDOWN_REASON = "gateway shutting down: resubscribe"
 WORKER_HEADER = "x-gateway-worker"
+TRADING_OFF = "trading is not served by this gateway (GATEWAY_TRADING=off)"
 
 
 class TradingHandlers(Protocol):
-    """What issue 6 plugs in: the two trading RPCs, same signatures as the servicer's."""
+    """The two trading RPCs (served here, or relayed to the owner); requests that do not
+    decode arrive as None."""
 
     async def SubmitOrders(
-        self, request_iterator: AsyncIterator[OrderRequest], context: Context
+        self, request_iterator: AsyncIterator[OrderRequest | None], context: Context
     ) -> OrderBatchSummary: ...
 
     async def LiveTrading(
-        self, request_iterator: AsyncIterator[TradingMessage], context: Context
+        self, request_iterator: AsyncIterator[TradingMessage | None], context: Context
     ) -> None: ...
 
 
@@ -103,17 +106,17 @@ class MarketDataServicer:
         return convert.quote_response(answer.quote, from_store=answer.from_store)
 
     async def SubmitOrders(
-        self, request_iterator: AsyncIterator[OrderRequest], context: Context
+        self, request_iterator: AsyncIterator[OrderRequest | None], context: Context
     ) -> OrderBatchSummary:
         if self._trading is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SubmitOrders is not served yet")
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, TRADING_OFF)
         return await self._trading.SubmitOrders(request_iterator, context)
 
     async def LiveTrading(
-        self, request_iterator: AsyncIterator[TradingMessage], context: Context
+        self, request_iterator: AsyncIterator[TradingMessage | None], context: Context
     ) -> None:
         if self._trading is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "LiveTrading is not served yet")
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, TRADING_OFF)
         await self._trading.LiveTrading(request_iterator, context)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -323,10 +326,10 @@ def add_to_server(servicer: MarketDataServicer, server: grpc.aio.Server) -> None
             servicer.GetQuote, _lenient(QuoteRequest), QuoteResponse.SerializeToString
         ),
         "SubmitOrders": grpc.stream_unary_rpc_method_handler(
-            servicer.SubmitOrders, OrderRequest.FromString, OrderBatchSummary.SerializeToString
+            servicer.SubmitOrders, _lenient(OrderRequest), OrderBatchSummary.SerializeToString
         ),
         "LiveTrading": grpc.stream_stream_rpc_method_handler(
-            servicer.LiveTrading, TradingMessage.FromString, TradingMessage.SerializeToString
+            servicer.LiveTrading, _lenient(TradingMessage), TradingMessage.SerializeToString
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -81,6 +81,9 @@ class OrderManager:
             for order_id in self._working.get(account, ())
         ]
 
+    def working_count(self) -> int:
+        return sum(len(orders) for orders in self._working.values())
+
     def position(self, account_id: str, symbol: str) -> Position | None:
         return self._positions.get((account_id, symbol))
 
