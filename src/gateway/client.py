@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 
 from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
 from financial.marketdata.v1.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
@@ -64,6 +65,10 @@ def channel_options(server_name: str = "") -> list[ChannelOption]:
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     return options
+
+
+# LiveTrading metadata: cancel the session's orders when it ends (see service/trading.py).
+CANCEL_ON_DISCONNECT = "x-cancel-on-disconnect"
 
 
 class GatewayClient:
@@ -134,6 +139,31 @@ class GatewayClient:
             timeout=timeout_s or self.timeout_s,
             metadata=self._metadata,
         )
+
+    async def submit_orders(
+        self, orders: Iterable[OrderRequest], *, timeout_s: float | None = None
+    ) -> OrderBatchSummary:
+        """SubmitOrders: one result per order, in order. Safe to retry after UNAVAILABLE or a
+        timeout with the same orders: an order id already placed is answered as a duplicate."""
+
+        async def requests() -> AsyncIterator[OrderRequest]:
+            for order in orders:
+                yield order
+
+        return await self._stub.SubmitOrders(
+            requests(), timeout=timeout_s or self.timeout_s, metadata=self._metadata
+        )
+
+    def trading_session(
+        self, *, cancel_on_disconnect: bool = False
+    ) -> grpc.aio.StreamStreamCall[TradingMessage, TradingMessage]:
+        """A LiveTrading call: ``write`` new orders and cancels, ``read`` (or iterate)
+        execution reports, status updates, positions and rejects; ``done_writing`` to end.
+        With ``cancel_on_disconnect`` the orders placed in it are cancelled when it ends."""
+        metadata = self._metadata
+        if cancel_on_disconnect:
+            metadata = (*metadata, (CANCEL_ON_DISCONNECT, "true"))
+        return self._stub.LiveTrading(timeout=self.stream_timeout_s, metadata=metadata)
 
     def subscribe(
         self, symbols: Sequence[str], exchange: str = "", throttle_ms: int = 0

@@ -33,6 +33,7 @@ from financial.marketdata.v1.orders_pb2 import (
     OrderResult,
     TradingMessage,
 )
+from gateway.client import CANCEL_ON_DISCONNECT
 from gateway.errors import JournalError
 from gateway.security import CURRENT_ACCOUNT
 from gateway.trading import convert
@@ -43,7 +44,6 @@ from marketcore.trading.model import OrderSpec
 
 log = structlog.get_logger(__name__)
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-CANCEL_ON_DISCONNECT = "x-cancel-on-disconnect"
 UNAVAILABLE_TEXT = (
     "the trading log cannot be written; outcomes of orders in flight are unknown: resubmit "
     "them with the same order ids when the gateway is back"

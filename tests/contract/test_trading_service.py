@@ -1,0 +1,142 @@
+"""SubmitOrders and LiveTrading over a real grpc.aio server, with the in-memory feed and
+trading log: the wire contract, status codes, sessions and the records made."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v1.orders_pb2 import (
+    OrderCancelRequest,
+    OrderRequest,
+    OrderStatusUpdate,
+    TradingMessage,
+)
+from tests.contract.trading_support import (
+    ALICE,
+    BOB,
+    VIEWER,
+    micros,
+    order,
+    read_until,
+    tick,
+    trading_gateway,
+)
+
+
+async def test_submit_orders_answers_each_order_and_records_each_change() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101, ask_size=1)])
+        summary = await served.client(ALICE).submit_orders(
+            [
+                order("sub-1", "buy", 0.5),  # market: fills at the ask
+                order("sub-2", "buy", 1, limit=99),  # rests
+                order("sub-3", "buy", 1, limit=150),  # out of the 10% band
+            ]
+        )
+        assert [r.order_id for r in summary.results] == ["sub-1", "sub-2", "sub-3"]
+        assert [r.status for r in summary.results] == [
+            common.ORDER_STATUS_FILLED,
+            common.ORDER_STATUS_NEW,
+            common.ORDER_STATUS_REJECTED,
+        ]
+        assert summary.results[2].reject_reason == common.REJECT_REASON_PRICE_OUT_OF_BAND
+        assert (summary.accepted, summary.rejected) == (2, 1)
+        statuses = [
+            OrderStatusUpdate.FromString(r.value) for r in served.records("orders.lifecycle")
+        ]
+        assert [(s.order_id, s.status, s.event_sequence) for s in statuses] == [
+            ("sub-1", common.ORDER_STATUS_NEW, 1),
+            ("sub-1", common.ORDER_STATUS_FILLED, 2),
+            ("sub-2", common.ORDER_STATUS_NEW, 1),
+            ("sub-3", common.ORDER_STATUS_REJECTED, 1),
+        ]
+        assert [r.key for r in served.records("trades.executed")] == [b"alice"]
+        assert [r.key for r in served.records("positions.updates")] == [b"alice|BTC-USD"]
+
+
+async def test_a_malformed_order_refuses_the_whole_batch() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101)])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await served.client(ALICE).submit_orders(
+                [order("ok-1", "buy", 1, limit=100), OrderRequest(order_id="", symbol="X")]
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "order 2 of the batch" in (caught.value.details() or "")
+        assert served.log.records == []
+
+
+async def test_a_session_hears_its_orders_in_order_and_cancels() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101, ask_size=1)])
+        call = served.client(ALICE).trading_session()
+        await call.write(TradingMessage(new_order=order("live-1", "buy", 2, limit=101)))
+        seen = await read_until(
+            call,
+            lambda m: (
+                m.HasField("status") and m.status.status == common.ORDER_STATUS_PARTIALLY_FILLED
+            ),
+        )
+        kinds = [m.WhichOneof("payload") for m in seen]
+        assert kinds == ["status", "execution", "status"]
+        assert seen[1].execution.execution_id == "live-1-1"
+        assert seen[1].execution.fill_quantity_micros == micros(1)
+        await read_until(call, lambda m: m.HasField("position"))
+        await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="live-1")))
+        seen = await read_until(call, lambda m: m.HasField("status"))
+        assert seen[-1].status.status == common.ORDER_STATUS_CANCELLED
+        assert seen[-1].status.filled_quantity_micros == micros(1)
+        await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="live-1")))
+        seen = await read_until(call, lambda m: m.HasField("reject"))
+        assert seen[-1].reject.reject_reason == common.REJECT_REASON_TOO_LATE_TO_CANCEL
+        assert seen[-1].reject.order_status == common.ORDER_STATUS_CANCELLED
+        await call.done_writing()
+        assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_another_account_cannot_cancel_or_reuse_an_order_id() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101)])
+        await served.client(ALICE).submit_orders([order("mine-1", "buy", 1, limit=99)])
+        call = served.client(BOB).trading_session()
+        await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="mine-1")))
+        seen = await read_until(call, lambda m: m.HasField("reject"))
+        assert seen[-1].reject.reject_reason == common.REJECT_REASON_PERMISSION_DENIED
+        assert seen[-1].reject.order_status == common.ORDER_STATUS_UNSPECIFIED
+        await call.write(TradingMessage(new_order=order("mine-1", "buy", 1, limit=99)))
+        seen = await read_until(call, lambda m: m.HasField("reject"))
+        assert seen[-1].reject.reject_reason == common.REJECT_REASON_DUPLICATE_ORDER_ID
+        await call.done_writing()
+        summary = await served.client(BOB).submit_orders(
+            [order("bob-1", "buy", 1, limit=99, account_id="alice")]
+        )
+        assert summary.results[0].reject_reason == common.REJECT_REASON_PERMISSION_DENIED
+
+
+async def test_a_market_data_only_token_cannot_trade() -> None:
+    async with trading_gateway() as served:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await served.client(VIEWER).submit_orders([order("v-1", "buy", 1)])
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_restart_rebuilds_working_orders_from_the_log() -> None:
+    records: list = []
+    async with trading_gateway(records) as served:
+        served.feed.push([tick(100, 101)])
+        await served.client(ALICE).submit_orders([order("keep-1", "buy", 1, limit=99)])
+    async with trading_gateway(records) as served:
+        call = served.client(ALICE).trading_session()
+        snapshot = await read_until(call, lambda m: m.HasField("status"))
+        assert snapshot[0].status.order_id == "keep-1"  # a session starts with working orders
+        assert snapshot[0].status.status == common.ORDER_STATUS_NEW
+        served.feed.push([tick(98, 98.5, ask_size=5)])  # the market comes to the order
+        seen = await read_until(
+            call,
+            lambda m: m.HasField("status") and m.status.status == common.ORDER_STATUS_FILLED,
+        )
+        assert seen[-1].status.event_sequence == 2
+        assert seen[-1].status.filled_quantity_micros == micros(1)
+        await call.done_writing()

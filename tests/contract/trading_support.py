@@ -1,0 +1,172 @@
+"""A gateway with trading on a real grpc.aio server, the in-memory feed and trading log
+behind it (gateway.fakes), and helpers to build ticks and orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v1.orders_pb2 import OrderRequest, TradingMessage
+from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from gateway import app
+from gateway.client import GatewayClient
+from gateway.config import GatewaySettings
+from gateway.fakes import ManualFeed, MemoryQuoteStore, MemoryTradingLog
+from gateway.market import MarketData
+from gateway.trading.convert import Record
+
+ALICE = "alice-token-0123456789abcdef"
+BOB = "bob-token-0123456789abcdef01"
+VIEWER = "viewer-token-0123456789abcde"
+TOKENS = json.dumps(
+    {
+        ALICE: {"account": "alice", "permissions": ["market_data", "trading"]},
+        BOB: {"account": "bob", "permissions": ["trading"]},
+        VIEWER: {"account": "viewer", "permissions": ["market_data"]},
+    }
+)
+EXCHANGE = "COINBASE"  # trades around the clock: the tests do not depend on the time of day
+SYMBOL = "BTC-USD"
+_sequence = 0
+
+
+def micros(units: float | int) -> int:
+    """Test shorthand only: exact for the round numbers the tests use."""
+    return round(units * 1_000_000)
+
+
+def tick(
+    bid: float,
+    ask: float,
+    *,
+    bid_size: float = 0,
+    ask_size: float = 0,
+    last: float = 0,
+    symbol: str = SYMBOL,
+    exchange: str = EXCHANGE,
+) -> PriceUpdate:
+    global _sequence
+    _sequence += 1
+    now = time.time_ns()
+    return PriceUpdate(
+        exchange=exchange,
+        symbol=symbol,
+        bid_micros=micros(bid),
+        ask_micros=micros(ask),
+        bid_size_micros=micros(bid_size),
+        ask_size_micros=micros(ask_size),
+        last_micros=micros(last),
+        event_time_ns=now,
+        received_time_ns=now,
+        feed_handler_id="contract",
+        feed_sequence=_sequence,
+    )
+
+
+def order(
+    order_id: str,
+    side: str,
+    quantity: float,
+    *,
+    limit: float = 0,
+    stop: float = 0,
+    tif: int = common.TIME_IN_FORCE_DAY,
+    symbol: str = SYMBOL,
+    exchange: str = EXCHANGE,
+    account_id: str = "",
+) -> OrderRequest:
+    kind = {
+        (False, False): common.ORDER_TYPE_MARKET,
+        (True, False): common.ORDER_TYPE_LIMIT,
+        (False, True): common.ORDER_TYPE_STOP,
+        (True, True): common.ORDER_TYPE_STOP_LIMIT,
+    }[(bool(limit), bool(stop))]
+    return OrderRequest(
+        order_id=order_id,
+        symbol=symbol,
+        exchange=exchange,
+        side=common.SIDE_BUY if side == "buy" else common.SIDE_SELL,
+        quantity_micros=micros(quantity),
+        limit_price_micros=micros(limit),
+        stop_price_micros=micros(stop),
+        order_type=kind,
+        time_in_force=tif,  # type: ignore[arg-type]  # the enum's numbers
+        account_id=account_id,
+    )
+
+
+@dataclass
+class TradingServed:
+    gateway: app.Gateway
+    feed: ManualFeed
+    log: MemoryTradingLog
+    clients: dict[str, GatewayClient] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.gateway.port}"
+
+    def client(self, token: str) -> GatewayClient:
+        if token not in self.clients:
+            self.clients[token] = GatewayClient(self.target, token=token, timeout_s=5)
+        return self.clients[token]
+
+    def records(self, topic: str) -> list[Record]:
+        return [record for record in self.log.records if record.topic == topic]
+
+
+@asynccontextmanager
+async def trading_gateway(
+    records: list[Record] | None = None,
+    reference: Path | None = None,
+    **overrides: Any,
+) -> AsyncIterator[TradingServed]:
+    settings = GatewaySettings(
+        insecure=True,
+        port=0,
+        auth_tokens=TOKENS,
+        shutdown_grace_s=2,
+        trading="own",
+        trading_reference_file=reference,
+        **overrides,
+    )
+    feeds: list[ManualFeed] = []
+
+    def feed_factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> ManualFeed:
+        feeds.append(ManualFeed(market, loop))
+        return feeds[0]
+
+    log = MemoryTradingLog(records)
+    gateway = await app.start(
+        settings, store=MemoryQuoteStore(), feed_factory=feed_factory, trading_log=log
+    )
+    served = TradingServed(gateway, feeds[0], log)
+    try:
+        yield served
+    finally:
+        for client in served.clients.values():
+            await client.close()
+        await app.stop(gateway)
+
+
+async def read_until(call: Any, predicate: Any, timeout_s: float = 5.0) -> list[TradingMessage]:
+    """Read a LiveTrading call until ``predicate(message)``; returns everything read."""
+    seen: list[TradingMessage] = []
+
+    async def read() -> None:
+        while True:
+            message = await call.read()
+            assert message is not None, f"stream ended; read so far: {seen}"
+            seen.append(message)
+            if predicate(message):
+                return
+
+    await asyncio.wait_for(read(), timeout_s)
+    return seen
