@@ -37,12 +37,14 @@ class TopicSpec:
     key: str  # what the record key is, for people and for producers
     value: str  # the protobuf message in the value
     compression: str = "lz4"
+    # "compact": Kafka keeps at least the latest record of every key, whatever its age
+    cleanup_policy: str = "delete"
 
     def config(self, replication_factor: int) -> dict[str, str]:
         # With RF 3, min ISR 2 plus acks=all means an acknowledged record survives one broker loss.
         return {
             "retention.ms": str(self.retention_ms),
-            "cleanup.policy": "delete",
+            "cleanup.policy": self.cleanup_policy,
             "compression.type": self.compression,
             "min.insync.replicas": str(min(2, replication_factor)),
             "message.timestamp.type": "CreateTime",
@@ -59,8 +61,15 @@ TICKS_DLQ = TopicSpec(
 )
 TRADES_EXECUTED = TopicSpec("trades.executed", 32, 30 * _DAY_MS, "account_id", "ExecutionReport")
 ORDERS_LIFECYCLE = TopicSpec("orders.lifecycle", 32, 30 * _DAY_MS, "order_id", "OrderStatusUpdate")
+# Compacted: the latest position of every account and symbol stays, however old, so the
+# gateway rebuilds positions from it at start-up (trades.executed is the full history).
 POSITIONS_UPDATES = TopicSpec(
-    "positions.updates", 16, 7 * _DAY_MS, "account_id|symbol", "PositionUpdate"
+    "positions.updates",
+    16,
+    7 * _DAY_MS,
+    "account_id|symbol",
+    "PositionUpdate",
+    cleanup_policy="compact",
 )
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     TICKS_RAW,
