@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -34,11 +35,12 @@ from gateway.core.ports import Feed, QuoteStore
 from gateway.core.subscriptions import SubscriptionLimits
 from gateway.errors import GatewayError
 from gateway.market import MarketData
-from gateway.security import SERVICE, TokenTable, server_credentials
+from gateway.security import SERVICE, RelayedCallers, TokenTable, server_credentials
 from gateway.service.interceptors import CallInterceptor
 from gateway.service.market_data import MarketDataServicer, TradingHandlers, add_to_server
 from gateway.service.trading import TradingService
 from gateway.trading.desk import TradingLog
+from gateway.trading.relay import TradingRelay
 from gateway.trading.runtime import Trading, start_trading, stop_trading
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError
@@ -93,6 +95,8 @@ class Gateway:
     feed: Feed
     cluster: Cluster | None
     trading: Trading | None = None
+    relay: TradingRelay | None = None  # trading relayed to the owner worker
+    internal_server: grpc.aio.Server | None = None  # the owner's socket for relays
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -109,18 +113,7 @@ async def start(
     tokens = token_table(settings)
     cluster: Cluster | None = None
     if store is None:
-        connected, session = await asyncio.to_thread(
-            connect, settings.cassandra, use_keyspace=False
-        )
-        cluster = connected
-        try:
-            require_keyspace(connected, settings.cassandra.keyspace)
-            store = CassandraQuoteStore(
-                session, settings.cassandra.keyspace, settings.store_timeout_s
-            )
-        except BaseException:
-            connected.shutdown()
-            raise
+        store, cluster = await _cassandra_store(settings)
     market = MarketData(
         store,
         settings.exchanges_to_probe(),
@@ -130,41 +123,28 @@ async def start(
     limits = SubscriptionLimits(max_symbols=settings.max_symbols_per_stream)
     worker_name = settings.worker_name or f"{socket.gethostname()}.{os.getpid()}"
     loop = asyncio.get_running_loop()
-    if feed_factory is None:
-        feed: Feed = KafkaFeed(
-            settings.kafka,
-            settings.ticks_topic,
-            market.apply,
-            loop,
-            batch_max=settings.feed_batch_max,
-        )
-    else:
-        feed = feed_factory(market, loop)
+    feed = (feed_factory or _kafka_feed(settings))(market, loop)
     trading: Trading | None = None
+    relay: TradingRelay | None = None
+    internal: grpc.aio.Server | None = None
     try:
         await asyncio.to_thread(feed.start, settings.kafka.request_timeout_ms / 1000)
         handlers: TradingHandlers | None = None
         if settings.trading == "own":
             trading = await start_trading(settings, market, trading_log)
             handlers = TradingService(trading.desk, settings.max_batch_orders)
+        elif settings.trading == "relay":
+            handlers = relay = _relay(settings)
         servicer = MarketDataServicer(
             market, limits, settings.max_streams, trading=handlers, worker_name=worker_name
         )
-        server = grpc.aio.server(
-            interceptors=[CallInterceptor(tokens)], options=server_options(settings)
-        )
-        add_to_server(servicer, server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        if settings.reflection:
-            reflection.enable_server_reflection(
-                (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
+        server, health_servicer = _public_server(settings, servicer, tokens)
         port = _bind(server, settings)
+        if trading is not None and settings.trading_relay_socket is not None:
+            internal = await _serve_relays(servicer, settings.trading_relay_socket)
         await server.start()
     except BaseException:
-        if trading is not None:
-            await stop_trading(trading)
+        await _close_partial(internal, relay, trading)
         feed.stop()
         if cluster is not None:
             cluster.shutdown()
@@ -174,6 +154,7 @@ async def start(
     gateway = Gateway(
         settings, server, port, servicer, market, health_servicer, feed, cluster, trading
     )
+    gateway.relay, gateway.internal_server = relay, internal
     gateway.tasks.append(asyncio.create_task(servicer.watch_lag(LAG_CHECK_INTERVAL_S)))
     log.info(
         "gateway_serving",
@@ -184,6 +165,76 @@ async def start(
         trading=settings.trading,
     )
     return gateway
+
+
+async def _cassandra_store(settings: GatewaySettings) -> tuple[QuoteStore, Cluster]:
+    cluster, session = await asyncio.to_thread(connect, settings.cassandra, use_keyspace=False)
+    try:
+        require_keyspace(cluster, settings.cassandra.keyspace)
+        store = CassandraQuoteStore(session, settings.cassandra.keyspace, settings.store_timeout_s)
+    except BaseException:
+        cluster.shutdown()
+        raise
+    return store, cluster
+
+
+def _public_server(
+    settings: GatewaySettings, servicer: MarketDataServicer, tokens: TokenTable
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    server = grpc.aio.server(
+        interceptors=[CallInterceptor(tokens)], options=server_options(settings)
+    )
+    add_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    return server, health_servicer
+
+
+def _kafka_feed(settings: GatewaySettings) -> FeedFactory:
+    def factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> Feed:
+        return KafkaFeed(
+            settings.kafka,
+            settings.ticks_topic,
+            market.apply,
+            loop,
+            batch_max=settings.feed_batch_max,
+        )
+
+    return factory
+
+
+async def _close_partial(
+    internal: grpc.aio.Server | None, relay: TradingRelay | None, trading: Trading | None
+) -> None:
+    """Undo the trading parts of a start that failed half-way."""
+    if internal is not None:
+        await internal.stop(0)
+    if relay is not None:
+        await relay.close()
+    if trading is not None:
+        await stop_trading(trading)
+
+
+def _relay(settings: GatewaySettings) -> TradingRelay:
+    assert settings.trading_relay_socket is not None  # the settings require it for "relay"
+    return TradingRelay(settings.trading_relay_socket, settings.max_batch_orders)
+
+
+async def _serve_relays(servicer: MarketDataServicer, socket_path: Path) -> grpc.aio.Server:
+    """The trading owner's internal server for the other workers' relayed calls (see
+    ``trading/relay.py``): a Unix socket, trusting the account the relay names."""
+    # a socket file left by a previous owner that was killed
+    await asyncio.to_thread(socket_path.unlink, missing_ok=True)
+    internal = grpc.aio.server(interceptors=[CallInterceptor(RelayedCallers())])
+    add_to_server(servicer, internal)
+    if internal.add_insecure_port(f"unix:{socket_path}") == 0:
+        raise GatewayError(f"cannot listen on the trading socket {socket_path}")
+    await internal.start()
+    return internal
 
 
 def _bind(server: grpc.aio.Server, settings: GatewaySettings) -> int:
@@ -212,6 +263,10 @@ async def stop(gateway: Gateway) -> None:
         await asyncio.sleep(settings.shutdown_delay_s)
     gateway.servicer.close_streams()
     await gateway.server.stop(settings.shutdown_grace_s)
+    if gateway.internal_server is not None:
+        await gateway.internal_server.stop(settings.shutdown_grace_s)
+    if gateway.relay is not None:
+        await gateway.relay.close()
     for task in gateway.tasks:
         task.cancel()
     await asyncio.gather(*gateway.tasks, return_exceptions=True)

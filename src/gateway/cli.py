@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,16 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
     configure_logging(settings.log)
     start_metrics_endpoint(settings.metrics)
     environment = {f"GATEWAY_{name.upper()}": str(value) for name, value in overrides.items()}
-    supervisor = Supervisor(workers, environment, settings.metrics.port)
-    return uvloop.run(supervisor.run())
+    if settings.trading == "off":
+        supervisor = Supervisor(workers, environment, settings.metrics.port)
+        return uvloop.run(supervisor.run())
+    # worker 0 owns trading; the others reach it here (a private directory: mode 0700)
+    with tempfile.TemporaryDirectory(prefix="mdgw-trading-") as private:
+        socket_path = Path(private) / "trading.sock"
+        supervisor = Supervisor(
+            workers, environment, settings.metrics.port, trading_socket=socket_path
+        )
+        return uvloop.run(supervisor.run())
 
 
 def _failed(command: str, exc: grpc.aio.AioRpcError | GatewayError) -> int:

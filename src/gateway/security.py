@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
@@ -120,6 +121,32 @@ class TokenTable:
 
     def __len__(self) -> int:
         return len(self._accounts)
+
+
+class Authenticator(Protocol):
+    def authenticate(
+        self, method: str, metadata: Mapping[str, str | bytes]
+    ) -> Account | AuthFailure | None: ...
+
+
+# Set by a relaying worker on the calls it forwards to the trading owner (internal socket only).
+RELAYED_ACCOUNT = "x-mdgw-relayed-account"
+
+
+class RelayedCallers:
+    """For the trading owner's internal Unix socket, which only the gateway's own workers can
+    reach (a directory of mode 0700): the relaying worker authenticated the caller, and names
+    the account in ``x-mdgw-relayed-account``."""
+
+    def authenticate(
+        self, method: str, metadata: Mapping[str, str | bytes]
+    ) -> Account | AuthFailure | None:
+        if method.startswith(OPEN_SERVICES):
+            return None
+        account = metadata.get(RELAYED_ACCOUNT)
+        if not isinstance(account, str) or not account:
+            return AuthFailure.MISSING
+        return Account(account, frozenset({Permission.TRADING}))
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -14,8 +14,9 @@ Python serves one core per process, so the gateway scales on one machine by proc
   reported (log ``gateway_worker_exited``, ``gateway_worker_restarts_total{worker}``).
 - SIGTERM or SIGINT: forwarded to every worker, each drains its streams (see ``app.stop``), and
   the supervisor exits 0 when all of them did.
-- Trading state (issue 6) is not shared between workers: orders must be owned by one worker per
-  account (or kept in Kafka) before trading runs on more than one; see the README.
+- Trading: one order book decides every order, so worker 0 owns it (the trading log's writer)
+  and the other workers relay SubmitOrders and LiveTrading to it over a Unix socket in a
+  private temporary directory (``trading/relay.py``). Clients may connect to any worker.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -51,16 +53,28 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, count: int, overrides: Mapping[str, str], metrics_port: int = 0) -> None:
-        """``overrides``: GATEWAY_* variables every worker gets on top of this environment."""
+    def __init__(
+        self,
+        count: int,
+        overrides: Mapping[str, str],
+        metrics_port: int = 0,
+        *,
+        trading_socket: Path | None = None,
+    ) -> None:
+        """``overrides``: GATEWAY_* variables every worker gets on top of this environment.
+        ``trading_socket``: where worker 0 serves trading to the others (None: trading off)."""
         self._workers = [_Worker(index) for index in range(count)]
         self._overrides = dict(overrides)
         self._metrics_port = metrics_port
+        self._trading_socket = trading_socket
         self._stopping = asyncio.Event()
 
     def _environment(self, worker: _Worker) -> dict[str, str]:
         env = {**os.environ, **self._overrides, "GATEWAY_REUSE_PORT": "true"}
         env["GATEWAY_WORKER_NAME"] = f"worker-{worker.index}"
+        if self._trading_socket is not None:
+            env["GATEWAY_TRADING"] = "own" if worker.index == 0 else "relay"
+            env["GATEWAY_TRADING_RELAY_SOCKET"] = str(self._trading_socket)
         if self._metrics_port:
             env["METRICS_PORT"] = str(self._metrics_port + 1 + worker.index)
         return env

@@ -138,6 +138,25 @@ class TradingHarness:
         last: float = 0,
     ) -> None:
         """Produce a tick and wait until the gateway's order book has seen it."""
+        update = await self.produce_tick(
+            symbol, bid, ask, bid_size=bid_size, ask_size=ask_size, last=last
+        )
+        key = InstrumentKey(self.exchange, symbol)
+        await self.until(
+            lambda: self._seen(key, update), f"the gateway did not see tick #{self._sequence}"
+        )
+
+    async def produce_tick(
+        self,
+        symbol: str,
+        bid: float,
+        ask: float,
+        *,
+        bid_size: float = 0,
+        ask_size: float = 0,
+        last: float = 0,
+    ) -> PriceUpdate:
+        """Produce a tick to the ticks topic (acknowledged by Kafka) and return it."""
         self._sequence += 1
         now = time.time_ns()
         update = PriceUpdate(
@@ -166,10 +185,7 @@ class TradingHarness:
             flush_or_fail(producer, self.kafka.bootstrap_servers)
 
         await asyncio.to_thread(send)
-        key = InstrumentKey(self.exchange, symbol)
-        await self.until(
-            lambda: self._seen(key, update), f"the gateway did not see tick #{self._sequence}"
-        )
+        return update
 
     def _seen(self, key: InstrumentKey, update: PriceUpdate) -> bool:
         assert self.gateway is not None

@@ -23,7 +23,7 @@ import grpc
 import structlog
 
 from gateway import metrics
-from gateway.security import CURRENT_ACCOUNT, Account, AuthFailure, TokenTable
+from gateway.security import CURRENT_ACCOUNT, Account, Authenticator, AuthFailure
 
 log = structlog.get_logger(__name__)
 Behaviour = Callable[..., Any]
@@ -36,7 +36,7 @@ _REFUSALS = {
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, tokens: TokenTable) -> None:
+    def __init__(self, tokens: Authenticator) -> None:
         self._tokens = tokens
         self._wrapped: dict[tuple[str, int], Handler] = {}
 
@@ -80,7 +80,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 class _Call:
     """The per-method wrapper factory; ``rpc`` is the bounded metric label."""
 
-    def __init__(self, method: str, tokens: TokenTable) -> None:
+    def __init__(self, method: str, tokens: Authenticator) -> None:
         self.method = method
         self.rpc = method.rsplit("/", 1)[-1]
         self.tokens = tokens

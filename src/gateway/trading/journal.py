@@ -67,15 +67,19 @@ class KafkaJournal:
 
     def start(self, timeout_s: float) -> None:
         """Claim the transactional id (fencing any older writer), then serve appends."""
-        producer = make_producer(
-            self._settings,
-            {
-                "transactional.id": self._transactional_id,
-                "transaction.timeout.ms": self._transaction_timeout_ms,
-                "linger.ms": 0,  # a transaction's commit flushes anyway
-            },
-        )
         try:
+            producer = make_producer(
+                self._settings,
+                {
+                    "transactional.id": self._transactional_id,
+                    "transaction.timeout.ms": self._transaction_timeout_ms,
+                    # librdkafka requires a record's delivery to time out within its transaction
+                    "delivery.timeout.ms": min(
+                        self._settings.delivery_timeout_ms, self._transaction_timeout_ms
+                    ),
+                    "linger.ms": 0,  # a transaction's commit flushes anyway
+                },
+            )
             producer.init_transactions(timeout_s)
         except KafkaException as exc:
             raise JournalError(f"cannot start the trading log: {exc.args[0].str()}") from exc
