@@ -8,6 +8,7 @@ from typing import Any
 
 from feedhandlers import bench as feedhandlers_bench
 from gateway import bench as gateway_bench
+from gateway import trading_bench
 from tickwriter import bench as tickwriter_bench
 
 
@@ -17,3 +18,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     feedhandlers_bench.register(parts)
     tickwriter_bench.register(parts)
     gateway_bench.register(parts)
+    trading_bench.register(parts)
