@@ -70,6 +70,8 @@ def consumer_config(
     config.update(
         {
             "group.id": group_id,
+            # the trading log is written in transactions: never read what was aborted
+            "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
