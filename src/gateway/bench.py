@@ -329,6 +329,7 @@ async def _gateway() -> tuple[app.Gateway, SyntheticFeed]:
         max_lag_ms=60_000,
         max_streams=100_000,
         shutdown_grace_s=1,
+        trading="off",  # market data only here; `mdgw bench trading` measures trading
     )
     gateway = await app.start(settings, store=MemoryQuoteStore(), feed_factory=feed_factory)
     feeds[0].rate = 0
