@@ -347,6 +347,7 @@ class PositionUpdate(_message.Message):
     account_id: _builtins.str
     symbol: _builtins.str
     exchange: _builtins.str
+    """empty: a position is per symbol, whichever venue filled it"""
     net_quantity_micros: _builtins.int
     """signed: long > 0, short < 0"""
     cost_micros: _builtins.int
@@ -356,7 +357,7 @@ class PositionUpdate(_message.Message):
     realized_pnl_micros: _builtins.int
     update_time_ns: _builtins.int
     sequence: _builtins.int
-    """per (account_id, exchange, symbol)"""
+    """per (account_id, symbol)"""
     cost_sub_micros: _builtins.int
     """The exact values, in micros x micros, are cost_micros * 1e6 + cost_sub_micros
     (and likewise for the P&L): the micros fields are rounded half to even.
