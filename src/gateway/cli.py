@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse, QuoteSource
+from gateway import trading_cli
 from gateway.client import GatewayClient
 from gateway.config import ClientSettings
 from gateway.errors import GatewayError
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     quote.add_argument("--exchange", default="")
     _client_flags(quote)
     quote.set_defaults(handler=_run_quote)
+    trading_cli.register(subparsers)  # mdgw order, mdgw trade
 
     certs = subparsers.add_parser("certs", help="make development TLS certificates")
     certs.add_argument("--dir", type=Path, default=DEFAULT_CERT_DIR, help="where to write them")

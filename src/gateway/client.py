@@ -69,6 +69,8 @@ def channel_options(server_name: str = "") -> list[ChannelOption]:
 
 # LiveTrading metadata: cancel the session's orders when it ends (see service/trading.py).
 CANCEL_ON_DISCONNECT = "x-cancel-on-disconnect"
+# LiveTrading initial metadata from the gateway: the session is open (write after it).
+SESSION_HEADER = "x-trading-session"
 
 
 class GatewayClient:

@@ -15,7 +15,10 @@ Status codes describe the call; business outcomes are replies:
   (the log on Kafka has everything it missed).
 
 LiveTrading: send metadata ``x-cancel-on-disconnect: true`` to have the orders placed in the
-session cancelled when it ends (however it ends); by default they keep working.
+session cancelled when it ends (however it ends); by default they keep working. The gateway
+sends initial metadata ``x-trading-session: open`` once the session is registered: a client that
+waits for it before writing never races a refusal (a write racing the server's close can turn
+the status into a bare INTERNAL).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from financial.marketdata.v1.orders_pb2 import (
     OrderResult,
     TradingMessage,
 )
-from gateway.client import CANCEL_ON_DISCONNECT
+from gateway.client import CANCEL_ON_DISCONNECT, SESSION_HEADER
 from gateway.errors import JournalError
 from gateway.security import CURRENT_ACCOUNT
 from gateway.trading import convert
@@ -99,6 +102,8 @@ class TradingService:
             await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_TEXT)
         session = self._desk.open_session(caller, cancel_on_disconnect=cancel_on_disconnect)
         log.info("trading_session_opened", cancel_on_disconnect=cancel_on_disconnect)
+        # tells the client the session is open: it may write without racing a refusal
+        await context.send_initial_metadata(((SESSION_HEADER, "open"),))
         writer = asyncio.ensure_future(_write_session(session, context))
         reader = asyncio.ensure_future(self._read_session(request_iterator, session))
         problem: tuple[grpc.StatusCode, str] | None = None

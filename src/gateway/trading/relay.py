@@ -11,6 +11,7 @@ While the owner restarts, relayed calls fail UNAVAILABLE (retry: order ids make 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -72,6 +73,9 @@ class TradingRelay:
     ) -> None:
         call = self._live(metadata=_metadata(context), timeout=context.time_remaining())
         sending = asyncio.ensure_future(_forward(request_iterator, call))
+        with contextlib.suppress(grpc.aio.AioRpcError):  # the call's status comes below
+            opened = await call.initial_metadata()  # the owner's "session open"
+            await context.send_initial_metadata(tuple(opened or ()))
         try:
             async for message in call:
                 await context.write(message)

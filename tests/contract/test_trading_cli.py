@@ -1,0 +1,237 @@
+"""``mdgw order`` and ``mdgw trade`` against a real grpc.aio server with trading (in-memory
+feed and trading log). The commands call asyncio.run themselves, so they run in a thread."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate
+from gateway import cli
+from tests.contract.trading_support import (
+    ALICE,
+    VIEWER,
+    TradingServed,
+    order,
+    tick,
+    trading_gateway,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mdgw")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+async def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    code: int = await asyncio.to_thread(args.handler, args)
+    return code
+
+
+def _lines(out: str, *prefixes: str) -> list[str]:
+    """The command's lines about these orders (the server's log lines share stdout in tests,
+    structlog being unconfigured)."""
+    return [line for line in out.splitlines() if line.strip().startswith(prefixes)]
+
+
+@pytest.fixture
+async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TradingServed]:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101, ask_size=1)])
+        monkeypatch.setenv("GATEWAY_CLIENT_TARGET", served.target)
+        monkeypatch.setenv("GATEWAY_CLIENT_INSECURE", "true")
+        monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", ALICE)
+        yield served
+
+
+# -- mdgw order buy|sell ----------------------------------------------------------------------
+
+
+async def test_a_limit_order_is_accepted(
+    served: TradingServed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["order", "buy", "BTC-USD", "1", "--limit", "99.50", "--id", "o-1", "--tif", "GTC"]
+    assert await _run(argv) == 0
+    assert _lines(capsys.readouterr().out, "o-1") == ["o-1  NEW  buy 1 BTC-USD limit 99.50 GTC"]
+    assert await _run(argv) == 0  # the same order again: answered, not placed twice
+    assert "duplicate" in _lines(capsys.readouterr().out, "o-1")[0]
+    placed = [
+        OrderStatusUpdate.FromString(record.value) for record in served.records("orders.lifecycle")
+    ]
+    assert [(s.order_id, s.status) for s in placed] == [("o-1", common.ORDER_STATUS_NEW)]
+    assert placed[0].order.limit_price_micros == 99_500_000
+    assert placed[0].order.time_in_force == common.TIME_IN_FORCE_GTC
+
+
+async def test_a_market_order_fills(
+    served: TradingServed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _run(["order", "sell", "BTC-USD", "0.5", "--id", "m-1"]) == 0
+    assert _lines(capsys.readouterr().out, "m-1") == ["m-1  FILLED  sell 0.5 BTC-USD at market DAY"]
+
+
+async def test_a_rejected_order_exits_1_and_says_why(
+    served: TradingServed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _run(["order", "buy", "BTC-USD", "1", "--limit", "150", "--id", "r-1"]) == 1
+    [line] = _lines(capsys.readouterr().out, "r-1")
+    assert line.startswith("r-1  REJECTED  buy 1 BTC-USD limit 150.00 DAY  PRICE_OUT_OF_BAND: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["BTC-USD", "abc"], "quantity must be a positive number"),
+        (["BTC-USD", "1", "--limit", "1.0000001"], "limit price must be a positive number"),
+        (["BTC-USD", "1", "--id", "has space"], "order id must be"),
+    ],
+)
+async def test_bad_input_exits_2_like_argparse(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], argv: list[str], problem: str
+) -> None:
+    assert await _run(["order", "buy", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: mdgw order buy")
+    assert f"mdgw order buy: error: {problem}" in err
+    assert served.log.records == []
+
+
+def test_an_unknown_time_in_force_is_refused_by_argparse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _parser().parse_args(["order", "buy", "BTC-USD", "1", "--tif", "fok"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'fok'" in capsys.readouterr().err
+
+
+async def test_a_grpc_error_is_one_line_and_exit_1(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", VIEWER)  # market data only
+    assert await _run(["order", "buy", "BTC-USD", "1", "--limit", "99"]) == 1
+    assert capsys.readouterr().err.startswith("mdgw order: PERMISSION_DENIED: ")
+
+
+# -- mdgw order cancel ------------------------------------------------------------------------
+
+
+async def test_cancel_answers_about_that_order(
+    served: TradingServed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await served.client(ALICE).submit_orders(
+        [order("c-1", "buy", 1, limit=99), order("c-2", "buy", 1, limit=98)]
+    )
+    assert await _run(["order", "cancel", "c-1"]) == 0
+    out = capsys.readouterr().out
+    # the session began with both working orders (c-1 still NEW): only the answer is shown
+    assert _lines(out, "c-") == [
+        "c-1  CANCELLED  buy 1 BTC-USD on COINBASE limit 99.00 DAY  filled 0 of 1  "
+        "cancelled on request"
+    ]
+    assert await _run(["order", "cancel", "c-1"]) == 1
+    [line] = _lines(capsys.readouterr().out, "c-")
+    assert line.startswith("c-1  CANCEL REFUSED  TOO_LATE_TO_CANCEL: ")
+    assert line.endswith("(order is CANCELLED)")
+    assert await _run(["order", "cancel", "nope"]) == 1
+    assert "nope  CANCEL REFUSED  UNKNOWN_ORDER" in capsys.readouterr().out
+
+
+async def test_a_refused_cancel_session_is_one_line_and_exit_1(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", VIEWER)
+    assert await _run(["order", "cancel", "c-1"]) == 1
+    assert capsys.readouterr().err.startswith("mdgw order cancel: PERMISSION_DENIED: ")
+
+
+# -- mdgw trade -------------------------------------------------------------------------------
+
+
+async def test_a_session_places_cancels_and_reports_what_still_works(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = (
+        "buy BTC-USD 1 limit 99 id s-1\n"
+        "buy BTC-USD 2 limit 98 gtc id s-2\n"
+        "bogus\n"
+        "\n"
+        "cancel s-1\n"
+        "buy BTC-USD 0.5 id s-3\n"
+        "help\n"
+        "quit\n"
+        "buy BTC-USD 1 id never\n"
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    assert await _run(["trade"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    sending = _lines(captured.out, "s-1  SENDING", "s-2  SENDING", "s-3  SENDING")
+    assert sending == [
+        "s-1  SENDING  buy 1 BTC-USD limit 99.00 DAY",
+        "s-2  SENDING  buy 2 BTC-USD limit 98.00 GTC",
+        "s-3  SENDING  buy 0.5 BTC-USD at market DAY",
+    ]
+    assert "s-1  CANCELLING" in out
+    from_server = [line for line in _lines(captured.out, "s-", "POSITION") if "SENDING" not in line]
+    from_server.remove("s-1  CANCELLING")
+    assert [" ".join(line.split()[:2]) for line in from_server] == [
+        "s-1 NEW",
+        "s-2 NEW",
+        "s-1 CANCELLED",
+        "s-3 NEW",
+        "s-3 FILL",
+        "s-3 FILLED",
+        "POSITION BTC-USD",
+        "s-2 NEW",  # the summary, indented
+    ]
+    assert (
+        "s-3  FILL s-3-1  bought 0.5 BTC-USD on COINBASE at 101.00  filled 0.5, 0 left"
+        in (from_server[4])
+    )
+    assert "long 0.5  cost 50.50" in from_server[6]
+    assert "session closed; 1 order(s) still working:" in out
+    assert "  s-2  NEW  buy 2 BTC-USD on COINBASE limit 98.00 GTC  filled 0 of 2" in out
+    assert "cancel ORDER_ID" in captured.out  # help
+    assert "error: unknown command 'bogus' (type help)" in captured.err
+    assert not any("never" in line for line in out)  # nothing after quit is sent
+
+
+async def test_end_of_input_closes_the_session_and_cancel_on_disconnect_cancels(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("buy BTC-USD 1 limit 99 id d-1\n"))
+    assert await _run(["trade", "--cancel-on-disconnect"]) == 0
+    out = capsys.readouterr().out
+    assert "  d-1  NEW  buy 1 BTC-USD on COINBASE limit 99.00 DAY  filled 0 of 1" in out
+    assert "--cancel-on-disconnect: the gateway cancels those placed in this session (d-1)" in out
+
+    def last_status() -> int:
+        updates = [
+            OrderStatusUpdate.FromString(r.value) for r in served.records("orders.lifecycle")
+        ]
+        return updates[-1].status
+
+    for _ in range(500):  # the gateway cancels as the session closes, on its own time
+        if last_status() == common.ORDER_STATUS_CANCELLED:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("d-1 was not cancelled when its session ended")
+
+
+async def test_a_session_refused_by_the_gateway_exits_1(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", VIEWER)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("buy BTC-USD 1 limit 99\n"))
+    assert await _run(["trade"]) == 1
+    assert "mdgw trade: PERMISSION_DENIED: " in capsys.readouterr().err
