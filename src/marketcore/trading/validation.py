@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from marketcore.fixed_point import format_micros
 from marketcore.trading.model import OrderSpec, OrderType, Rejection, RejectReason, Touch
 from marketcore.trading.rules import InstrumentRules, RiskLimits, notional_micros
 
@@ -64,6 +65,10 @@ def check_order(
     )
 
 
+def _units(micros: int) -> str:
+    return format_micros(micros, min_decimals=0)
+
+
 def _where(spec: OrderSpec) -> str:
     return f"{spec.symbol} on {spec.exchange}" if spec.exchange else spec.symbol
 
@@ -82,14 +87,14 @@ def _check_grid(spec: OrderSpec, rules: InstrumentRules) -> Rejection | None:
     if spec.quantity_micros % rules.lot_micros:
         return Rejection(
             RejectReason.INVALID_QUANTITY,
-            f"quantity {spec.quantity_micros} micros is not a multiple of the lot "
-            f"{rules.lot_micros}",
+            f"quantity {_units(spec.quantity_micros)} is not a multiple of the lot "
+            f"{_units(rules.lot_micros)}",
         )
     for name, price in (("limit", spec.limit_price_micros), ("stop", spec.stop_price_micros)):
         if price and price % rules.tick_micros:
             return Rejection(
                 RejectReason.INVALID_PRICE,
-                f"{name} price {price} micros is off the tick {rules.tick_micros}",
+                f"{name} price {_units(price)} is off the tick {_units(rules.tick_micros)}",
             )
     return None
 
@@ -103,8 +108,8 @@ def _check_price(spec: OrderSpec, touch: Touch | None, limits: RiskLimits) -> Re
         if distance * 10_000 > reference * limits.price_band_bps:
             return Rejection(
                 RejectReason.PRICE_OUT_OF_BAND,
-                f"limit {spec.limit_price_micros} is more than {limits.price_band_bps} bps from "
-                f"the reference price {reference}",
+                f"limit {_units(spec.limit_price_micros)} is more than "
+                f"{limits.price_band_bps} bps from the reference price {_units(reference)}",
             )
     return None
 
@@ -116,14 +121,14 @@ def _check_notional(
     if notional > limits.max_order_notional_micros:
         return Rejection(
             RejectReason.NOTIONAL_LIMIT,
-            f"order notional {notional} exceeds the per-order limit "
-            f"{limits.max_order_notional_micros} (micros)",
+            f"order notional {_units(notional)} exceeds the per-order limit "
+            f"{_units(limits.max_order_notional_micros)}",
         )
     if open_notional_micros + notional > limits.max_open_notional_micros:
         return Rejection(
             RejectReason.NOTIONAL_LIMIT,
-            f"working orders' notional {open_notional_micros} + {notional} exceeds the account "
-            f"limit {limits.max_open_notional_micros} (micros)",
+            f"working orders' notional {_units(open_notional_micros)} + {_units(notional)} "
+            f"exceeds the account limit {_units(limits.max_open_notional_micros)}",
         )
     return None
 
