@@ -291,7 +291,7 @@ def test_quote_query_validation() -> None:
 _INT64 = st.integers(0, 2**63 - 1)
 
 
-@given(_INT64, st.integers(1, 2**64 - 1), _INT64, st.text(max_size=8))
+@given(_INT64, st.integers(1, 2**64 - 1), st.integers(-(2**63), 2**63 - 1), st.text(max_size=8))
 def test_stamping_appends_the_stream_fields_to_the_encoded_update(
     bid: int, sequence: int, send_ns: int, symbol: str
 ) -> None:
@@ -304,15 +304,23 @@ def test_stamping_appends_the_stream_fields_to_the_encoded_update(
     assert decoded == expected
 
 
-def test_batch_encoding_is_a_price_update_batch() -> None:
-    updates = [PriceUpdate(symbol=f"S{n}", bid_micros=n) for n in range(3)]
-    stamped = [convert.stamp(u.SerializeToString(), n + 1, 5) for n, u in enumerate(updates)]
-    batch = PriceUpdateBatch.FromString(convert.batch(stamped))
-    assert [(u.symbol, u.stream_sequence) for u in batch.updates] == [
-        ("S0", 1),
-        ("S1", 2),
-        ("S2", 3),
-    ]
+@given(
+    st.lists(st.tuples(st.text(max_size=8), _INT64), max_size=12),
+    st.integers(1, 2**64 - 20),
+    st.integers(-(2**63), 2**63 - 1),
+)
+def test_stamped_batch_is_the_price_update_batch_protobuf_would_build(
+    updates: list[tuple[str, int]], first: int, send_ns: int
+) -> None:
+    originals = [PriceUpdate(symbol=symbol, bid_micros=bid) for symbol, bid in updates]
+    encoded = convert.stamped_batch([u.SerializeToString() for u in originals], first, send_ns)
+    expected = PriceUpdateBatch()
+    for offset, original in enumerate(originals):
+        update = expected.updates.add()
+        update.CopyFrom(original)
+        update.stream_sequence = first + offset
+        update.gateway_send_time_ns = send_ns
+    assert PriceUpdateBatch.FromString(encoded) == expected
 
 
 def test_decode_update_refuses_what_the_tick_writer_refuses() -> None:

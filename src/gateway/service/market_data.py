@@ -242,12 +242,8 @@ class MarketDataServicer:
             while taken:
                 chunk, taken = taken[:size], taken[size:]
                 number = subscriber.number(len(chunk))
-                now = wall_ns()
-                stamped = [
-                    convert.stamp(update.payload, number + offset, now)
-                    for offset, update in enumerate(chunk)
-                ]
-                if not await _write(context, convert.batch(stamped)):
+                message = convert.stamped_batch([u.payload for u in chunk], number, wall_ns())
+                if not await _write(context, message):
                     return
                 metrics.STREAM_UPDATES.inc(len(chunk))
             if closing:
@@ -313,7 +309,7 @@ def _already_encoded(data: bytes) -> bytes:
 
 def add_to_server(servicer: MarketDataServicer, server: grpc.aio.Server) -> None:
     """Register like the generated ``add_MarketDataServiceServicer_to_server``, except that
-    the price streams write bytes already encoded (``convert.stamp``/``convert.batch``) and
+    the price streams write bytes already encoded (``convert.stamp``/``convert.stamped_batch``) and
     undecodable requests reach the handlers as None."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "StreamPrices": grpc.unary_stream_rpc_method_handler(
