@@ -1,17 +1,21 @@
 """``mdgw bench gateway``: what the gateway delivers beside a bare grpc.aio server, same run.
 
-- StreamPrices: updates/s received by 1, 10 and 100 subscribers (each its own connection,
-  every subscriber on the same 100 symbols, throttle 0). Beside it, a bare grpc.aio server
-  streaming pre-encoded PriceUpdates as fast as it can. The gateway runs whole (interceptor,
-  auth, fan-out, conflation, stamping) with a synthetic in-process feed offering twice the
-  per-subscriber rate the bare server reached, so it is never starved; Kafka is left out (see
-  ``mdgw bench tickwriter`` for Kafka).
+- StreamPrices and StreamPriceBatches: updates/s received by 1, 10, 100 and 1,000 subscribers
+  (each its own connection, every subscriber on the same 100 symbols, throttle 0). Beside it, a
+  bare grpc.aio server streaming pre-encoded messages of the same shape as fast as it can. The
+  gateway runs whole (interceptor, auth, fan-out, conflation, stamping) with a synthetic
+  in-process feed offering twice the per-subscriber rate the bare server reached, so it is
+  never starved; Kafka is left out (see ``mdgw bench tickwriter`` for Kafka).
 - GetQuote: requests/s from closed-loop clients, and p50/p99 at half that rate (open loop),
   beside a bare grpc.aio unary echo of the same request.
+- Workers: every case runs for each count in ``--workers``: N server processes on one port
+  (SO_REUSEPORT, as ``mdgw gateway --workers N``), each with its own feed, beside N bare
+  server processes on one port. The kernel spreads connections over the processes, so the
+  clients open several (one per subscriber; a few per unary client).
 
-Clients run in two worker processes, and receive raw bytes (no decoding) from both servers.
-Servers run in this process on uvloop. Absolute figures swing with machine load; compare the
-ratios.
+Clients run in two worker processes and receive raw bytes (no decoding) from both servers.
+Servers run in processes of their own, on uvloop. Absolute figures swing with machine load;
+compare the ratios.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import uvloop
@@ -49,12 +56,13 @@ from mdgw.machine import describe_machine
 TOKEN = "bench-token-0123456789abcdef"
 SYMBOLS = [f"SYM{n:03d}" for n in range(100)]
 EXCHANGE = "BENCH"
-WORKERS = 2
+CLIENT_PROCESSES = 2
 BARE_SERVICE = "bench.Bare"
 BATCH = 10  # updates per StreamPriceBatches message asked for
 BATCH_DELAY_MS = 5
 FEED_RATE_CAP = 200_000.0  # synthetic ticks/s: beyond this the feed alone fills the core
 LOCAL_POOL = [("grpc.use_local_subchannel_pool", 1)]
+UNARY_CONNECTIONS = 4  # per client process: the kernel spreads connections over workers
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -65,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--subscribers", default="1,10,100,1000", help="comma-separated subscriber counts"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="GetQuote calls in flight")
+    parser.add_argument(
+        "--workers",
+        default=f"1,{os.cpu_count() or 1}",
+        help="comma-separated server process counts (default: 1 and one per core)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -135,51 +148,61 @@ async def _stream_job(job: StreamJob) -> int:
 
 
 async def _unary_job(job: UnaryJob) -> tuple[int, list[float]]:
-    async with grpc.aio.insecure_channel(job.target, options=LOCAL_POOL) as channel:
-        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(job.method)
-        latencies_ms: list[float] = []
-        measuring = [False]
-        stop_at = time.perf_counter() + job.warmup_s + job.seconds
-        count = [0]
+    channels = [
+        grpc.aio.insecure_channel(job.target, options=LOCAL_POOL) for _ in range(UNARY_CONNECTIONS)
+    ]
+    try:
+        return await _unary_calls(job, [channel.unary_unary(job.method) for channel in channels])
+    finally:
+        for channel in channels:
+            await channel.close()
 
-        async def one(index: int) -> None:
-            started = time.perf_counter()
-            await call(job.requests[index % len(job.requests)], metadata=job.metadata, timeout=5)
-            if measuring[0]:
-                latencies_ms.append((time.perf_counter() - started) * 1000)
-                count[0] += 1
 
-        async def closed_loop(offset: int) -> None:
-            index = offset
-            while time.perf_counter() < stop_at:
-                await one(index)
-                index += job.concurrency
+async def _unary_calls(
+    job: UnaryJob, calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
+) -> tuple[int, list[float]]:
+    latencies_ms: list[float] = []
+    measuring = [False]
+    stop_at = time.perf_counter() + job.warmup_s + job.seconds
+    count = [0]
 
-        async def open_loop() -> None:
-            interval = 1 / job.rate
-            next_at = time.perf_counter()
-            pending: set[asyncio.Task[None]] = set()
-            index = 0
-            while next_at < stop_at:
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(one(index))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                index += 1
-                next_at += interval
-            await asyncio.gather(*pending)
+    async def one(index: int) -> None:
+        started = time.perf_counter()
+        call = calls[index % len(calls)]
+        await call(job.requests[index % len(job.requests)], metadata=job.metadata, timeout=5)
+        if measuring[0]:
+            latencies_ms.append((time.perf_counter() - started) * 1000)
+            count[0] += 1
 
-        async def measure() -> None:
-            await asyncio.sleep(job.warmup_s)
-            measuring[0] = True
+    async def closed_loop(offset: int) -> None:
+        index = offset
+        while time.perf_counter() < stop_at:
+            await one(index)
+            index += job.concurrency
 
-        runners = (
-            [closed_loop(n) for n in range(job.concurrency)] if not job.rate else [open_loop()]
-        )
-        await asyncio.gather(measure(), *runners)
-        return count[0], latencies_ms
+    async def open_loop() -> None:
+        interval = 1 / job.rate
+        next_at = time.perf_counter()
+        pending: set[asyncio.Task[None]] = set()
+        index = 0
+        while next_at < stop_at:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(index))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            index += 1
+            next_at += interval
+        await asyncio.gather(*pending)
+
+    async def measure() -> None:
+        await asyncio.sleep(job.warmup_s)
+        measuring[0] = True
+
+    runners = [closed_loop(n) for n in range(job.concurrency)] if not job.rate else [open_loop()]
+    await asyncio.gather(measure(), *runners)
+    return count[0], latencies_ms
 
 
 class Workers:
@@ -225,7 +248,7 @@ def _price(symbol: str, n: int) -> PriceUpdate:
     )  # fmt: skip
 
 
-async def _bare_server() -> tuple[grpc.aio.Server, int]:
+async def _bare_server(port: int) -> tuple[grpc.aio.Server, int]:
     """The ceiling: no interceptor, no auth, no fan-out; pre-encoded messages and an echo."""
     encoded = [_price(symbol, n).SerializeToString() for n, symbol in enumerate(SYMBOLS)]
 
@@ -255,9 +278,9 @@ async def _bare_server() -> tuple[grpc.aio.Server, int]:
         "StreamBatches": grpc.unary_stream_rpc_method_handler(stream_batches),
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
     }
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(BARE_SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     return server, port
 
@@ -315,7 +338,7 @@ class SyntheticFeed:
                 self._market.apply(self.ticks(count))
 
 
-async def _gateway() -> tuple[app.Gateway, SyntheticFeed]:
+async def _gateway(port: int) -> tuple[app.Gateway, SyntheticFeed]:
     feeds: list[SyntheticFeed] = []
 
     def feed_factory(market: MarketData, loop: asyncio.AbstractEventLoop) -> SyntheticFeed:
@@ -324,7 +347,8 @@ async def _gateway() -> tuple[app.Gateway, SyntheticFeed]:
 
     settings = GatewaySettings(
         insecure=True,
-        port=0,
+        port=port,
+        reuse_port=True,
         auth_tokens=SecretStr(json.dumps({TOKEN: {"account": "bench"}})),
         max_lag_ms=60_000,
         max_streams=100_000,
@@ -337,12 +361,86 @@ async def _gateway() -> tuple[app.Gateway, SyntheticFeed]:
     return gateway, feeds[0]
 
 
+class _ServerCommand(NamedTuple):
+    feed_rate: float | None  # None: stop
+
+
+def _server_process(kind: str, port: int, connection: Connection) -> None:
+    uvloop.run(_serve(kind, port, connection))
+
+
+async def _serve(kind: str, port: int, connection: Connection) -> None:
+    """One server process: bind (sharing ``port`` when given), report the port, then follow
+    commands (the gateway's feed rate) until told to stop."""
+    feed: SyntheticFeed | None = None
+    stop: Callable[[], Awaitable[None]]
+    if kind == "bare":
+        server, port = await _bare_server(port)
+        stop = partial(server.stop, 0)
+    else:
+        gateway, feed = await _gateway(port)
+        port = gateway.port
+        stop = partial(app.stop, gateway)
+    connection.send(port)
+    try:
+        while True:
+            command: _ServerCommand = await asyncio.to_thread(connection.recv)
+            if command.feed_rate is None:
+                return
+            if feed is not None:
+                feed.rate = command.feed_rate
+            connection.send(True)
+    finally:
+        await stop()
+
+
+class ServerGroup:
+    """``count`` server processes of one kind (``bare`` or ``gateway``) on one port."""
+
+    def __init__(self, kind: str, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipes: list[Connection] = []
+        self._processes: list[Any] = []
+        self.port = 0
+        for _ in range(count):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_server_process, args=(kind, self.port, theirs), daemon=True
+            )
+            process.start()
+            self._pipes.append(ours)
+            self._processes.append(process)
+            self.port = ours.recv()  # the first binds a free port; the others share it
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def set_feed_rate(self, rate: float) -> None:
+        for pipe in self._pipes:
+            pipe.send(_ServerCommand(rate))
+        for pipe in self._pipes:
+            pipe.recv()
+
+    def __len__(self) -> int:
+        return len(self._processes)
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.send(_ServerCommand(None))
+        for process in self._processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
 @dataclass
 class StreamRow:
     rpc: str
+    workers: int
     subscribers: int
     bare: float
     gateway: float
@@ -351,11 +449,13 @@ class StreamRow:
 
 @dataclass
 class QuoteRow:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    load_rps: float
+    workers: int
+    bare_rps: float
+    gateway_rps: float
+    bare_p50_ms: float
+    bare_p99_ms: float
+    gateway_p50_ms: float
+    gateway_p99_ms: float
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -365,15 +465,15 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def _counts(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
+
+
 async def _streams(
-    workers: Workers,
-    bare_port: int,
-    gateway: app.Gateway,
-    feed: SyntheticFeed,
-    args: argparse.Namespace,
+    clients: Workers, bare: ServerGroup, gateway: ServerGroup, args: argparse.Namespace
 ) -> list[StreamRow]:
     """Per subscriber count: StreamPrices, then StreamPriceBatches (batches of ``BATCH``), each
-    beside the bare server streaming pre-built messages of the same shape."""
+    beside the bare servers streaming pre-built messages of the same shape."""
     rows = []
     plain = PriceSubscription(symbols=SYMBOLS, exchange=EXCHANGE).SerializeToString()
     batched = PriceSubscription(
@@ -384,8 +484,9 @@ async def _streams(
         ("StreamPrices", "Stream", plain, False),
         (f"StreamPriceBatches ({BATCH})", "StreamBatches", batched, True),
     ]
-    for subscribers in [int(n) for n in args.subscribers.split(",") if n.strip()]:
-        counts = _split(subscribers, WORKERS)
+    workers = len(gateway)
+    for subscribers in _counts(args.subscribers):
+        counts = _split(subscribers, CLIENT_PROCESSES)
         for name, bare_method, request, is_batched in cases:
 
             def jobs(
@@ -403,95 +504,116 @@ async def _streams(
                     for n in counts
                 ]
 
-            bare_jobs = jobs(f"127.0.0.1:{bare_port}", f"/{BARE_SERVICE}/{bare_method}", (), b"")
-            bare = sum(await workers.run(bare_jobs)) / args.seconds
+            bare_jobs = jobs(bare.target, f"/{BARE_SERVICE}/{bare_method}", (), b"")
+            ceiling = sum(await clients.run(bare_jobs)) / args.seconds
             # Offer more than a subscriber can take, so the gateway is never starved (the
-            # surplus is conflated, which is part of its work); the feed runs in the server's
+            # surplus is conflated, which is part of its work); each worker's feed runs in its
             # process, so its cost counts against the gateway.
-            feed.rate = max(1_000.0, min(2 * bare / subscribers, FEED_RATE_CAP))
+            rate = max(1_000.0, min(2 * ceiling / subscribers, FEED_RATE_CAP))
+            await asyncio.to_thread(gateway.set_feed_rate, rate)
             rpc = "StreamPriceBatches" if is_batched else "StreamPrices"
-            gateway_jobs = jobs(f"127.0.0.1:{gateway.port}", f"/{SERVICE}/{rpc}", auth, request)
-            delivered = sum(await workers.run(gateway_jobs)) / args.seconds
-            rows.append(StreamRow(name, subscribers, bare, delivered, feed.rate))
-            feed.rate = 0
+            gateway_jobs = jobs(gateway.target, f"/{SERVICE}/{rpc}", auth, request)
+            delivered = sum(await clients.run(gateway_jobs)) / args.seconds
+            rows.append(StreamRow(name, workers, subscribers, ceiling, delivered, rate))
+            await asyncio.to_thread(gateway.set_feed_rate, 0)
             await asyncio.sleep(0.5)  # let the cancelled streams close
     return rows
 
 
-async def _quotes(
-    workers: Workers, bare_port: int, gateway: app.Gateway, args: argparse.Namespace
-) -> list[QuoteRow]:
+async def _quote_case(
+    clients: Workers,
+    target: str,
+    method: str,
+    metadata: tuple[tuple[str, str], ...],
+    args: argparse.Namespace,
+) -> tuple[float, float, float]:
+    """(requests/s closed loop, p50 ms, p99 ms at half that rate)."""
     requests = tuple(QuoteRequest(symbol=s, exchange=EXCHANGE).SerializeToString() for s in SYMBOLS)
-    auth = (("authorization", f"Bearer {TOKEN}"),)
-    cases: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
-        ("bare grpc.aio echo", f"127.0.0.1:{bare_port}|/{BARE_SERVICE}/Echo", ()),
-        ("gateway GetQuote", f"127.0.0.1:{gateway.port}|/{SERVICE}/GetQuote", auth),
-    ]
-    rows = []
-    per_worker = max(1, args.concurrency // WORKERS)
-    for name, where, metadata in cases:
-        target, method = where.split("|")
+    per_client = max(1, args.concurrency // CLIENT_PROCESSES)
 
-        def job(
-            rate: float,
-            target: str = target,
-            method: str = method,
-            metadata: tuple[tuple[str, str], ...] = metadata,
-        ) -> UnaryJob:
-            return UnaryJob(
-                target, method, requests, metadata, per_worker, args.warmup, args.seconds, rate
-            )
-
-        results = await workers.run([job(0) for _ in range(WORKERS)])
-        rps = sum(count for count, _ in results) / args.seconds
-        half = rps / 2
-        paced = await workers.run([job(half / WORKERS) for _ in range(WORKERS)])
-        latencies = [ms for _, sample in paced for ms in sample]
-        rows.append(
-            QuoteRow(name, rps, statistics.median(latencies), _percentile(latencies, 0.99), half)
+    def job(rate: float) -> UnaryJob:
+        return UnaryJob(
+            target, method, requests, metadata, per_client, args.warmup, args.seconds, rate
         )
-    return rows
+
+    results = await clients.run([job(0) for _ in range(CLIENT_PROCESSES)])
+    rps = sum(count for count, _ in results) / args.seconds
+    paced = await clients.run([job(rps / 2 / CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)])
+    latencies = [ms for _, sample in paced for ms in sample]
+    return rps, statistics.median(latencies), _percentile(latencies, 0.99)
+
+
+async def _quotes(
+    clients: Workers, bare: ServerGroup, gateway: ServerGroup, args: argparse.Namespace
+) -> QuoteRow:
+    auth = (("authorization", f"Bearer {TOKEN}"),)
+    echo = await _quote_case(clients, bare.target, f"/{BARE_SERVICE}/Echo", (), args)
+    quote = await _quote_case(clients, gateway.target, f"/{SERVICE}/GetQuote", auth, args)
+    return QuoteRow(len(gateway), echo[0], quote[0], echo[1], echo[2], quote[1], quote[2])
 
 
 async def _run(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow]]:
-    workers = await asyncio.to_thread(Workers, WORKERS)
-    bare, bare_port = await _bare_server()
-    gateway, feed = await _gateway()
+    clients = await asyncio.to_thread(Workers, CLIENT_PROCESSES)
+    streams: list[StreamRow] = []
+    quotes: list[QuoteRow] = []
     try:
-        streams = await _streams(workers, bare_port, gateway, feed, args)
-        quotes = await _quotes(workers, bare_port, gateway, args)
+        for count in _counts(args.workers):
+            bare = await asyncio.to_thread(ServerGroup, "bare", count)
+            gateway = await asyncio.to_thread(ServerGroup, "gateway", count)
+            try:
+                streams += await _streams(clients, bare, gateway, args)
+                quotes.append(await _quotes(clients, bare, gateway, args))
+            finally:
+                await asyncio.to_thread(gateway.close)
+                await asyncio.to_thread(bare.close)
     finally:
-        await app.stop(gateway)
-        await bare.stop(0)
-        workers.close()
+        clients.close()
     return streams, quotes
+
+
+def _print_streams(streams: list[StreamRow]) -> None:
+    print("\nPrice streams, updates/s delivered (100 symbols, throttle 0)")
+    print(
+        f"{'rpc':<24} {'workers':>7} {'subscribers':>11} {'bare grpc.aio':>14} {'gateway':>10}"
+        f" {'ratio':>6} {'vs StreamPrices':>16}  gateway feed (per worker)"
+    )
+    plain = {
+        (row.workers, row.subscribers): row.gateway for row in streams if row.rpc == "StreamPrices"
+    }
+    for row in streams:
+        reference = plain.get((row.workers, row.subscribers))
+        gain = f"{row.gateway / reference:.1f}x" if reference and row.rpc != "StreamPrices" else ""
+        print(
+            f"{row.rpc:<24} {row.workers:>7} {row.subscribers:>11} {row.bare:>14,.0f} "
+            f"{row.gateway:>10,.0f} {row.gateway / row.bare:>6.0%} {gain:>16}  "
+            f"{row.feed_rate:,.0f} ticks/s offered"
+        )
+
+
+def _print_quotes(quotes: list[QuoteRow]) -> None:
+    print("\nGetQuote (memory) vs unary echo: closed-loop requests/s; latency at half that load")
+    print(
+        f"{'workers':>7} {'echo req/s':>11} {'GetQuote req/s':>15} {'ratio':>6}"
+        f" {'echo p50/p99 ms':>16} {'GetQuote p50/p99 ms':>20}"
+    )
+    for row in quotes:
+        print(
+            f"{row.workers:>7} {row.bare_rps:>11,.0f} {row.gateway_rps:>15,.0f}"
+            f" {row.gateway_rps / row.bare_rps:>6.0%}"
+            f" {row.bare_p50_ms:>7.2f}/{row.bare_p99_ms:<8.2f}"
+            f" {row.gateway_p50_ms:>11.2f}/{row.gateway_p99_ms:<8.2f}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"machine: {describe_machine()}")
-    print("clients: 2 worker processes, raw bytes; servers: this process, uvloop")
-    streams, quotes = uvloop.run(_run(args))
-    print("\nPrice streams, updates/s delivered (100 symbols, throttle 0)")
     print(
-        f"{'rpc':<24} {'subscribers':>11} {'bare grpc.aio':>14} {'gateway':>10} {'ratio':>6}"
-        f" {'vs StreamPrices':>16}  gateway feed"
+        f"clients: {CLIENT_PROCESSES} processes, raw bytes; servers: N processes per case "
+        "(one port, SO_REUSEPORT), uvloop"
     )
-    plain = {row.subscribers: row.gateway for row in streams if row.rpc == "StreamPrices"}
-    for row in streams:
-        gain = row.gateway / plain[row.subscribers] if plain.get(row.subscribers) else 0.0
-        print(
-            f"{row.rpc:<24} {row.subscribers:>11} {row.bare:>14,.0f} {row.gateway:>10,.0f} "
-            f"{row.gateway / row.bare:>6.0%} {gain:>15.1f}x  {row.feed_rate:,.0f} ticks/s offered"
-        )
-    print("\nGetQuote (memory) vs unary echo: closed-loop requests/s; latency at half that load")
-    print(f"{'':<20} {'requests/s':>11} {'p50 ms':>7} {'p99 ms':>7}  at")
-    for quote in quotes:
-        print(
-            f"{quote.name:<20} {quote.rps:>11,.0f} {quote.p50_ms:>7.2f} {quote.p99_ms:>7.2f}  "
-            f"{quote.load_rps:,.0f}/s"
-        )
-    bare_rps, gateway_rps = quotes[0].rps, quotes[1].rps
-    print(f"{'ratio':<20} {gateway_rps / bare_rps:>11.0%}")
+    streams, quotes = uvloop.run(_run(args))
+    _print_streams(streams)
+    _print_quotes(quotes)
     print(f"\n(run took {time.perf_counter() - started:.0f} s)")
     return 0

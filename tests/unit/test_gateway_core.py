@@ -77,6 +77,20 @@ def test_fanout_wakes_only_when_an_instrument_becomes_pending() -> None:
     assert len(woken) == 1  # four replacements woke nobody
 
 
+SYMBOLS_ABC = ("AAA", "BBB", "CCC")
+
+
+def test_a_filling_batch_is_woken_once_when_full() -> None:
+    fanout: FanOut[FeedUpdate] = FanOut(max_lag_ns=SECOND)
+    woken = []
+    subscriber = fanout.add(subscription(*SYMBOLS_ABC), lambda: woken.append(1))
+    subscriber.wake_at = 3  # the sender waits for a batch of 3
+    for n, symbol in enumerate(SYMBOLS_ABC):
+        key = InstrumentKey("NASDAQ", symbol)
+        fanout.publish(key, update(key, seq=n), now_ns=n)
+        assert len(woken) == (1 if n == 2 else 0)
+
+
 def test_removed_subscribers_receive_nothing() -> None:
     fanout: FanOut[FeedUpdate] = FanOut(max_lag_ns=SECOND)
     subscriber = fanout.add(subscription("AAPL", "MSFT"), lambda: None)

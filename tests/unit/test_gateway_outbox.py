@@ -51,6 +51,19 @@ def test_throttle_sends_each_instrument_at_most_once_per_window() -> None:
     assert outbox.conflated == 1
 
 
+def test_unthrottled_next_ready_is_the_first_in_line() -> None:
+    outbox: Outbox[str, int] = Outbox(depth=2)
+    assert outbox.next_ready_ns() is None
+    outbox.offer("A", 1, now_ns=5)
+    outbox.offer("B", 2, now_ns=7)
+    outbox.offer("A", 3, now_ns=9)
+    assert outbox.next_ready_ns() == 5
+    assert outbox.take(now_ns=10, max_count=1) == [1]
+    assert outbox.next_ready_ns() == 7  # B waited longer than A's second value
+    assert outbox.take(now_ns=10, max_count=1) == [2]
+    assert outbox.next_ready_ns() == 9
+
+
 def test_longest_waiting_instrument_goes_first() -> None:
     outbox: Outbox[str, str] = Outbox()
     outbox.offer("B", "b1", now_ns=1)

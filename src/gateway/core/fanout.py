@@ -7,7 +7,10 @@ one ``Outbox.offer`` per matching subscriber, and nothing for the others.
 
 A subscriber's ``wake`` (a callable port: the adapter passes an ``asyncio.Event.set``) is
 called when its outbox gains a value to send, so an idle sender resumes; a busy one finds the
-update when it next takes from its outbox. Replacing a pending value wakes nobody.
+update when it next takes from its outbox. Replacing a pending value wakes nobody. A batching
+sender that waits for its batch to fill raises ``wake_at`` to the batch size meanwhile, so it
+is woken once when the batch is full instead of once per update (its own timer covers the
+batch's max delay).
 
 Sequence numbers: ``Subscriber.number`` assigns 1, 2, 3... to the updates of one stream in the
 order they are sent. Conflated updates never reach the wire and take no number, so numbers
@@ -31,7 +34,7 @@ Update = TypeVar("Update")
 
 
 class Subscriber(Generic[Update]):
-    __slots__ = ("closing", "cut_reason", "outbox", "sent", "subscription", "wake")
+    __slots__ = ("closing", "cut_reason", "outbox", "sent", "subscription", "wake", "wake_at")
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class Subscriber(Generic[Update]):
             depth=1 if subscription.throttle_ns else unthrottled_depth,
         )
         self.sent = 0  # the last stream_sequence assigned
+        self.wake_at = 1  # wake the sender when this many values are pending
         self.cut_reason: str | None = None  # set when cut off for being too slow
         self.closing: str | None = None  # set when the server ends every stream (shutdown)
 
@@ -104,7 +108,8 @@ class FanOut(Generic[Update]):
             if wanted is not None and wanted != exchange:
                 continue
             matched += 1
-            if subscriber.outbox.offer(key, update, now_ns):
+            outbox = subscriber.outbox
+            if outbox.offer(key, update, now_ns) and len(outbox) >= subscriber.wake_at:
                 subscriber.wake()
         self.offered += matched
         return matched

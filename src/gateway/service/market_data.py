@@ -229,15 +229,17 @@ class MarketDataServicer:
         while subscriber.cut_reason is None:
             ready.clear()
             closing = subscriber.closing is not None
-            if not closing and len(outbox) and len(outbox) < size:
-                # let the batch fill for up to max_delay after the first update is seen
-                deadline_ns = time.monotonic_ns() + delay_ns
-                while len(outbox) < size and subscriber.closing is None:
-                    now_ns = time.monotonic_ns()
-                    if now_ns >= deadline_ns or subscriber.cut_reason is not None:
-                        break
-                    ready.clear()
-                    await _wait_ready(ready, deadline_ns)
+            if not closing and 0 < len(outbox) < size:
+                # let the batch fill for up to max_delay after the first update is seen; the
+                # fan-out wakes us once, when it is full (or the stream must end)
+                subscriber.wake_at = size
+                try:
+                    await _wait_ready(ready, time.monotonic_ns() + delay_ns)
+                finally:
+                    subscriber.wake_at = 1
+                closing = subscriber.closing is not None
+                if subscriber.cut_reason is not None:
+                    return
             taken = outbox.drain() if closing else outbox.take(time.monotonic_ns(), size)
             while taken:
                 chunk, taken = taken[:size], taken[size:]
@@ -267,17 +269,19 @@ async def _write(context: Context, data: bytes) -> bool:
 
 async def _wait_ready(ready: asyncio.Event, until_ns: int | None) -> None:
     """Wait for ``ready`` (an outbox gained a value, or the stream must end), or until
-    ``until_ns`` on the monotonic clock."""
+    ``until_ns`` on the monotonic clock. A timer that sets ``ready``, not ``wait_for``: this
+    runs per batch, and ``wait_for`` costs a task per call."""
     if until_ns is None:
         await ready.wait()
         return
     timeout_s = (until_ns - time.monotonic_ns()) / 1e9
     if timeout_s <= 0:
         return
+    timer = asyncio.get_running_loop().call_later(timeout_s, ready.set)
     try:
-        await asyncio.wait_for(ready.wait(), timeout_s)
-    except TimeoutError:
-        return
+        await ready.wait()
+    finally:
+        timer.cancel()
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
