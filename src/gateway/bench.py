@@ -51,6 +51,8 @@ from gateway.market import MarketData
 from gateway.security import SERVICE
 from marketcore.instruments import InstrumentKey
 from marketcore.ticks import Tick
+from marketinfra.logging import configure_logging
+from marketinfra.settings import LogSettings
 from mdgw.machine import describe_machine
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -366,6 +368,7 @@ class _ServerCommand(NamedTuple):
 
 
 def _server_process(kind: str, port: int, connection: Connection) -> None:
+    configure_logging(LogSettings(level="WARNING"))  # the tables are the output
     uvloop.run(_serve(kind, port, connection))
 
 

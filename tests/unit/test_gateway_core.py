@@ -318,6 +318,12 @@ def test_stamping_appends_the_stream_fields_to_the_encoded_update(
     assert decoded == expected
 
 
+@given(st.one_of(st.integers(0, 2**15), st.integers(0, 2**64 - 1)))
+def test_varint_is_protobufs_encoding(value: int) -> None:
+    encoded = PriceUpdate(stream_sequence=value).SerializeToString()
+    assert convert.varint(value) == (encoded[1:] if value else b"\x00")  # [0]: the field tag
+
+
 @given(
     st.lists(st.tuples(st.text(max_size=8), _INT64), max_size=12),
     st.integers(1, 2**64 - 20),

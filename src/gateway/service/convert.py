@@ -40,14 +40,17 @@ from marketinfra.tick_codec import tick_from_proto
 
 _BATCH_UPDATES_TAG = bytes(((1 << 3) | 2,))  # PriceUpdateBatch.updates, length-delimited
 _UINT64 = (1 << 64) - 1
+_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
 
 
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a 64-bit integer (a negative int64 as its two's
     complement, as protobuf encodes it)."""
+    if 0 <= value < 0x80:  # lengths, mostly: one byte, from a table
+        return _ONE_BYTE[value]
     value &= _UINT64
-    if value < 0x80:
-        return bytes((value,))
+    if value < 0x4000:  # sequence numbers up to 16383
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
