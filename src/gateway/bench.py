@@ -555,7 +555,7 @@ async def _quotes(
     return QuoteRow(len(gateway), echo[0], quote[0], echo[1], echo[2], quote[1], quote[2])
 
 
-async def _run(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow]]:
+async def measure(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow]]:
     clients = await asyncio.to_thread(Workers, CLIENT_PROCESSES)
     streams: list[StreamRow] = []
     quotes: list[QuoteRow] = []
@@ -574,7 +574,7 @@ async def _run(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow
     return streams, quotes
 
 
-def _print_streams(streams: list[StreamRow]) -> None:
+def print_streams(streams: list[StreamRow]) -> None:
     print("\nPrice streams, updates/s delivered (100 symbols, throttle 0)")
     print(
         f"{'rpc':<24} {'workers':>7} {'subscribers':>11} {'bare grpc.aio':>14} {'gateway':>10}"
@@ -593,7 +593,7 @@ def _print_streams(streams: list[StreamRow]) -> None:
         )
 
 
-def _print_quotes(quotes: list[QuoteRow]) -> None:
+def print_quotes(quotes: list[QuoteRow]) -> None:
     print("\nGetQuote (memory) vs unary echo: closed-loop requests/s; latency at half that load")
     print(
         f"{'workers':>7} {'echo req/s':>11} {'GetQuote req/s':>15} {'ratio':>6}"
@@ -615,8 +615,8 @@ def run(args: argparse.Namespace) -> int:
         f"clients: {CLIENT_PROCESSES} processes, raw bytes; servers: N processes per case "
         "(one port, SO_REUSEPORT), uvloop"
     )
-    streams, quotes = uvloop.run(_run(args))
-    _print_streams(streams)
-    _print_quotes(quotes)
+    streams, quotes = uvloop.run(measure(args))
+    print_streams(streams)
+    print_quotes(quotes)
     print(f"\n(run took {time.perf_counter() - started:.0f} s)")
     return 0
