@@ -65,20 +65,22 @@ _SEND_TIME_TAG = varint(16 << 3)  # PriceUpdate.gateway_send_time_ns, varint
 
 def stamp(payload: bytes, stream_sequence: int, send_time_ns: int) -> bytes:
     """``payload`` (an encoded PriceUpdate) with stream_sequence and gateway_send_time_ns set."""
-    return b"".join(
-        (payload, _SEQUENCE_TAG, varint(stream_sequence), _SEND_TIME_TAG, varint(send_time_ns))
-    )
+    return b"".join((payload, _SEQUENCE_TAG, varint(stream_sequence), _send_time(send_time_ns)))
+
+
+def _send_time(send_time_ns: int) -> bytes:
+    return _SEND_TIME_TAG + varint(send_time_ns)
 
 
 def stamped_batch(payloads: Sequence[bytes], first_sequence: int, send_time_ns: int) -> bytes:
     """An encoded PriceUpdateBatch of ``payloads`` (encoded PriceUpdates) in order, stamped
     ``first_sequence``, ``first_sequence + 1``... and all sent at ``send_time_ns``."""
-    send_time = _SEND_TIME_TAG + varint(send_time_ns)
+    send_time = _send_time(send_time_ns)  # the same for the whole batch: encoded once
     parts: list[bytes] = []
     sequence = first_sequence
     for payload in payloads:
         number = varint(sequence)
-        size = len(payload) + 1 + len(number) + len(send_time)  # 1: _SEQUENCE_TAG
+        size = len(payload) + len(_SEQUENCE_TAG) + len(number) + len(send_time)
         parts += (_BATCH_UPDATES_TAG, varint(size), payload, _SEQUENCE_TAG, number, send_time)
         sequence += 1
     return b"".join(parts)
