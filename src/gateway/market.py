@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway import metrics
-from gateway.core.fanout import FanOut, Subscriber
+from gateway.core.fanout import FanOut, ShapeGroup, Subscriber
 from gateway.core.ports import QuoteStore
 from gateway.core.quotes import Quote, QuoteBook
 from gateway.core.subscriptions import QuoteQuery, Subscription
@@ -102,9 +102,19 @@ class MarketData:
         metrics.STREAMS.set(len(self.fanout))
         return subscriber
 
-    def unsubscribe(self, subscriber: Subscriber[FeedUpdate]) -> None:
-        self.fanout.remove(subscriber)
+    def share(self, subscriber: Subscriber[FeedUpdate]) -> ShapeGroup[FeedUpdate] | None:
+        """Let a batched stream share its shape's batches (see ``core.fanout``); returns a
+        group this started, for the caller to drive."""
+        group = self.fanout.share(subscriber)
+        metrics.SHAPE_GROUPS.set(self.fanout.groups)
+        return group
+
+    def unsubscribe(self, subscriber: Subscriber[FeedUpdate]) -> ShapeGroup[FeedUpdate] | None:
+        """Forget a stream; returns its shape's group when this stopped it."""
+        stopped = self.fanout.remove(subscriber, self._monotonic_ns())
         metrics.STREAMS.set(len(self.fanout))
+        metrics.SHAPE_GROUPS.set(self.fanout.groups)
+        return stopped
 
     async def seed_from_store(
         self, subscriber: Subscriber[FeedUpdate], subscription: Subscription, queued_ns: int

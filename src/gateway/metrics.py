@@ -18,6 +18,9 @@ STREAM_UPDATES = Counter("gateway_stream_updates_sent_total", "Updates written t
 STREAM_CONFLATED = Counter(
     "gateway_stream_updates_conflated_total", "Updates replaced by a newer one before sending"
 )
+SHAPE_GROUPS = Gauge(
+    "gateway_shape_groups", "Batched stream shapes whose batches are built once and shared"
+)
 STREAM_ENDS = Counter("gateway_stream_ends_total", "Streams ended by the server", ["reason"])
 FEED_RECORDS = Counter("gateway_feed_records_total", "Kafka records read", ["result"])
 FEED_DELAY = Gauge(

@@ -20,6 +20,7 @@ from financial.marketdata.v1.orders_pb2 import OrderRequest, TradingMessage
 from financial.marketdata.v1.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
+    PriceUpdateBatch,
     QuoteRequest,
     QuoteResponse,
     QuoteSource,
@@ -448,6 +449,81 @@ async def test_a_lone_update_waits_at_most_max_delay_for_its_batch(served: Serve
     call.cancel()
     assert [u.feed_sequence for u in batch.updates] == [1]
     assert 0.07 <= waited < 0.5
+
+
+async def _read_batches_until_round(call, symbols: list[str], last_round: int) -> list[PriceUpdate]:
+    """A batched stream's updates until every symbol's tick of ``last_round`` (the round is the
+    feed sequence // 100) has arrived."""
+    updates: list[PriceUpdate] = []
+    async with asyncio.timeout(10):
+        async for batch in call:
+            updates += batch.updates
+            if sum(1 for u in updates if u.feed_sequence // 100 == last_round) == len(symbols):
+                return updates
+    raise AssertionError("the stream ended")
+
+
+def _rounds(updates: list[PriceUpdate], symbol: str) -> list[int]:
+    return [u.feed_sequence // 100 for u in updates if u.symbol == symbol]
+
+
+async def test_streams_of_one_shape_share_batches_and_a_late_joiner_misses_nothing(
+    served: Served,
+) -> None:
+    """Three streams of one shape, one of them opened while ticks flow: each gets its snapshot,
+    then every later tick of each symbol in order, numbered 1, 2, 3... on its own."""
+    symbols = [f"G{n}" for n in range(4)]
+
+    def subscribe() -> grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdateBatch]:
+        return served.client.subscribe_batches(symbols, max_batch_size=5, max_delay_ms=5)
+
+    calls = [subscribe(), subscribe()]
+    await until(lambda: served.market.fanout.groups == 1)
+    readers = [asyncio.ensure_future(_read_batches_until_round(c, symbols, 30)) for c in calls]
+    for round_ in range(1, 31):
+        served.feed.push([tick(symbol, round_ * 100 + n) for n, symbol in enumerate(symbols)])
+        if round_ == 10:
+            calls.append(subscribe())
+            readers.append(asyncio.ensure_future(_read_batches_until_round(calls[-1], symbols, 30)))
+        await asyncio.sleep(0.005)
+    *early, late = await asyncio.gather(*readers)
+    assert sum(stream.joined for stream in served.market.fanout) == 3
+    for call in calls:
+        call.cancel()
+    await until(lambda: served.market.fanout.groups == 0)
+
+    for updates in (*early, late):
+        assert [u.stream_sequence for u in updates] == list(range(1, len(updates) + 1))
+    for symbol in symbols:
+        for updates in early:
+            assert _rounds(updates, symbol) == list(range(1, 31))
+        first = _rounds(late, symbol)[0]  # its snapshot: the latest value when it subscribed
+        assert 9 <= first <= 11
+        assert _rounds(late, symbol) == list(range(first, 31)), "then every tick, in order"
+
+
+async def test_shutdown_ends_shared_streams_after_what_their_group_held(served: Served) -> None:
+    calls = [served.client.subscribe_batches(["AAPL"], max_delay_ms=60_000) for _ in range(2)]
+    await until(lambda: served.market.fanout.groups == 1)
+    served.feed.push([tick("AAPL", 1)])  # waits for its batch to fill (up to a minute)
+    await asyncio.sleep(0.1)
+    stopping = asyncio.create_task(app.stop(served.gateway))
+    for call in calls:
+        read, error = await _drain_batches_to_error(call)
+        assert read == [1]
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+    await stopping
+
+
+async def _drain_batches_to_error(call) -> tuple[list[int], grpc.aio.AioRpcError]:
+    read: list[int] = []
+    try:
+        async with asyncio.timeout(5):
+            async for batch in call:
+                read += [u.feed_sequence for u in batch.updates]
+    except grpc.aio.AioRpcError as exc:
+        return read, exc
+    raise AssertionError("the stream ended without an error")
 
 
 async def test_connections_age_out_and_the_client_resubscribes() -> None:

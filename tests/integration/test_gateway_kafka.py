@@ -312,10 +312,14 @@ def _insert_bar(
 async def test_the_batched_stream_gives_what_stream_prices_gives(harness: Harness) -> None:
     symbols = [f"BE{n}" for n in range(5)]
     plain = harness.client.subscribe(symbols, harness.exchange)
-    batched = harness.client.subscribe_batches(
-        symbols, harness.exchange, max_batch_size=8, max_delay_ms=20
-    )
+    batched, twin = (
+        harness.client.subscribe_batches(
+            symbols, harness.exchange, max_batch_size=8, max_delay_ms=20
+        )
+        for _ in range(2)
+    )  # two of one shape: their batches are built once, for both
     await asyncio.sleep(0.3)
+    assert harness.gateway.market.fanout.groups == 1
     rounds = 20
     for round_ in range(1, rounds + 1):
         await harness.produce([harness.tick(s, round_) for s in symbols])
@@ -325,16 +329,10 @@ async def test_the_batched_stream_gives_what_stream_prices_gives(harness: Harnes
         return sum(1 for u in updates if u.feed_sequence == rounds) == len(symbols)
 
     singles = await _read_until(plain, finished)
-    flattened: list[PriceUpdate] = []
-    sizes: list[int] = []
-    async with asyncio.timeout(20):
-        async for batch in batched:
-            sizes.append(len(batch.updates))
-            flattened += batch.updates
-            if finished(flattened):
-                break
-    plain.cancel()
-    batched.cancel()
+    flattened, sizes = await _read_batches_until(batched, finished)
+    flattened_twin, _ = await _read_batches_until(twin, finished)
+    for call in (plain, batched, twin):
+        call.cancel()
 
     def per_symbol(updates: Sequence[PriceUpdate]) -> dict[str, list[int]]:
         return {s: [u.feed_sequence for u in updates if u.symbol == s] for s in symbols}
@@ -342,13 +340,16 @@ async def test_the_batched_stream_gives_what_stream_prices_gives(harness: Harnes
     expected = {s: list(range(1, rounds + 1)) for s in symbols}  # every tick, in order
     assert per_symbol(singles) == expected
     assert per_symbol(flattened) == expected
-    for updates in (singles, flattened):
+    assert per_symbol(flattened_twin) == expected
+    for updates in (singles, flattened, flattened_twin):
         assert [u.stream_sequence for u in updates] == list(range(1, len(updates) + 1))
     assert max(sizes) <= 8
     assert len(sizes) < len(flattened), "updates that were ready together went out together"
 
 
 async def test_a_slow_batched_subscriber_is_conflated_then_cut_off(harness: Harness) -> None:
+    """The slow stream shares its shape with a fast one: it falls behind their group, goes back
+    to its own (conflating) outbox and is cut off, while the fast one keeps up."""
     symbols = [f"SB{n:03d}" for n in range(200)]
     slow_client = GatewayClient(
         f"127.0.0.1:{harness.gateway.port}",
@@ -356,8 +357,14 @@ async def test_a_slow_batched_subscriber_is_conflated_then_cut_off(harness: Harn
         extra_options=[("grpc.http2.lookahead_bytes", 8192), ("grpc.http2.bdp_probe", 0)],
     )
     slow = slow_client.subscribe_batches(symbols, harness.exchange, max_batch_size=50)
+    fast = harness.client.subscribe_batches(symbols, harness.exchange, max_batch_size=50)
     await asyncio.sleep(0.3)
     rounds = 20
+
+    def finished(updates: Sequence[PriceUpdate]) -> bool:
+        return sum(1 for u in updates if u.feed_sequence == rounds) == len(symbols)
+
+    reading = asyncio.ensure_future(_read_batches_until(fast, finished))
     for round_ in range(1, rounds + 1):
         await harness.produce([harness.tick(s, round_) for s in symbols])
     await asyncio.sleep(1.0)  # past max_lag_ms (500 ms), never read meanwhile
@@ -366,6 +373,27 @@ async def test_a_slow_batched_subscriber_is_conflated_then_cut_off(harness: Harn
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "client too slow" in (error.details() or "")
     assert len(read) < rounds * len(symbols), "it was conflated, not sent everything"
+    received, _ = await reading  # every symbol's last tick, and no cut-off
+    fast.cancel()
+    assert [u.stream_sequence for u in received] == list(range(1, len(received) + 1))
+    for symbol in symbols:
+        ticks = [u.feed_sequence for u in received if u.symbol == symbol]
+        assert ticks == sorted(set(ticks)), "in order, once each (bursts may be conflated)"
+
+
+async def _read_batches_until(
+    call, done: Callable[[Sequence[PriceUpdate]], bool]
+) -> tuple[list[PriceUpdate], list[int]]:
+    """A batched stream's updates, flattened, until ``done``; and the batch sizes."""
+    flattened: list[PriceUpdate] = []
+    sizes: list[int] = []
+    async with asyncio.timeout(20):
+        async for batch in call:
+            sizes.append(len(batch.updates))
+            flattened += batch.updates
+            if done(flattened):
+                break
+    return flattened, sizes
 
 
 async def _drain_batches_to_error(call, timeout_s: float) -> tuple[list[int], grpc.aio.AioRpcError]:

@@ -94,8 +94,8 @@ def test_a_filling_batch_is_woken_once_when_full() -> None:
 def test_removed_subscribers_receive_nothing() -> None:
     fanout: FanOut[FeedUpdate] = FanOut(max_lag_ns=SECOND)
     subscriber = fanout.add(subscription("AAPL", "MSFT"), lambda: None)
-    fanout.remove(subscriber)
-    fanout.remove(subscriber)  # twice is harmless
+    fanout.remove(subscriber, now_ns=0)
+    fanout.remove(subscriber, now_ns=0)  # twice is harmless
     assert fanout.publish(AAPL, update(), now_ns=1) == 0
     assert len(fanout) == 0
 
@@ -124,7 +124,7 @@ def test_close_all_marks_and_wakes_every_subscriber() -> None:
     fanout: FanOut[FeedUpdate] = FanOut(max_lag_ns=SECOND)
     woken = []
     subscribers = [fanout.add(subscription("AAPL"), lambda: woken.append(1)) for _ in range(3)]
-    assert fanout.close_all("bye") == 3
+    assert fanout.close_all("bye", now_ns=0) == 3
     assert all(s.closing == "bye" and s.done for s in subscribers)
     assert len(woken) == 3
 

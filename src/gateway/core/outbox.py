@@ -113,9 +113,13 @@ class Outbox(Generic[Key, Update]):
             self._count -= len(keys)
         return taken
 
+    def pending(self) -> list[Update]:
+        """Everything pending, in waiting order, left in place."""
+        return [update for slot in self._pending.values() for update in slot.values]
+
     def drain(self) -> list[Update]:
         """Everything pending, in waiting order, whatever the throttle (the stream is ending)."""
-        taken = [update for slot in self._pending.values() for update in slot.values]
+        taken = self.pending()
         self._pending.clear()
         self._count = 0
         return taken

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError, Message
 from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
 from financial.marketdata.v1.prices_pb2 import PriceSubscription, QuoteRequest, QuoteResponse
 from gateway import metrics
-from gateway.core.fanout import Subscriber
+from gateway.core.fanout import ShapeGroup, Subscriber
 from gateway.core.subscriptions import Invalid, Subscription, SubscriptionLimits
 from gateway.core.updates import FeedUpdate
 from gateway.errors import QuoteStoreError
@@ -44,6 +44,7 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 TAKE_PER_ROUND = 64
 SHUTDOWN_REASON = "gateway shutting down: resubscribe"
 WORKER_HEADER = "x-gateway-worker"
+GROUP_FAILED = "gateway error while batching: resubscribe"
 TRADING_OFF = "trading is not served by this gateway (GATEWAY_TRADING=off)"
 
 
@@ -76,6 +77,7 @@ class MarketDataServicer:
         self._max_streams = max_streams
         self._trading = trading
         self._pumps: dict[Subscriber[FeedUpdate], asyncio.Task[None]] = {}
+        self._drivers: dict[ShapeGroup[FeedUpdate], asyncio.Task[None]] = {}
         self._closing = False
 
     # -- RPCs -------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class MarketDataServicer:
     def close_streams(self) -> int:
         """Shutdown: refuse new streams; open ones send what is pending and end UNAVAILABLE."""
         self._closing = True
-        return self._market.fanout.close_all(SHUTDOWN_REASON)
+        return self._market.fanout.close_all(SHUTDOWN_REASON, time.monotonic_ns())
 
     async def watch_lag(self, interval_s: float) -> None:
         """Cut off subscribers past the lag limit (runs for the server's lifetime)."""
@@ -173,6 +175,8 @@ class MarketDataServicer:
             if self._identity:
                 await context.send_initial_metadata(self._identity)
             await self._market.seed_from_store(subscriber, subscription, queued_ns)
+            if subscription.max_delay_ns:  # batched: its shape's batches may be shared
+                self._drive(self._market.share(subscriber))
             task: asyncio.Task[None] = asyncio.ensure_future(pump(subscriber, ready, context))
             task.add_done_callback(_retrieve)
             self._pumps[subscriber] = task
@@ -190,7 +194,9 @@ class MarketDataServicer:
             if pending is not None and not pending.done():
                 pending.cancel()
             metrics.STREAM_CONFLATED.inc(subscriber.outbox.conflated)
-            self._market.unsubscribe(subscriber)
+            stopped = self._market.unsubscribe(subscriber)
+            if stopped is not None:
+                self._drivers.pop(stopped).cancel()
             log.info("stream_closed", sent=subscriber.sent, conflated=subscriber.outbox.conflated)
 
     async def _pump_updates(
@@ -221,39 +227,88 @@ class MarketDataServicer:
         self, subscriber: Subscriber[FeedUpdate], ready: asyncio.Event, context: Context
     ) -> None:
         """StreamPriceBatches: what became ready since the last send, in one message of at most
-        ``max_batch_size`` updates; an update waits at most ``max_delay`` for its batch."""
-        subscription = subscriber.subscription
-        outbox = subscriber.outbox
-        size, delay_ns = subscription.max_batch_size, subscription.max_delay_ns
-        wall_ns = time.time_ns
+        ``max_batch_size`` updates; an update waits at most ``max_delay`` for its batch. While
+        the stream shares its shape's batches, it sends those (``inbox``) as they come."""
+        outbox, inbox = subscriber.outbox, subscriber.inbox
+        size = subscriber.subscription.max_batch_size
         while subscriber.cut_reason is None:
             ready.clear()
-            closing = subscriber.closing is not None
-            if not closing and 0 < len(outbox) < size:
-                # let the batch fill for up to max_delay after the first update is seen; the
-                # fan-out wakes us once, when it is full (or the stream must end)
-                subscriber.wake_at = size
-                try:
-                    await _wait_ready(ready, time.monotonic_ns() + delay_ns)
-                finally:
-                    subscriber.wake_at = 1
-                closing = subscriber.closing is not None
+            if inbox:
+                if not await _write_batch(subscriber, context, inbox.popleft().updates):
+                    return
+                continue
+            if subscriber.closing is None and 0 < len(outbox) < size:
+                await _let_batch_fill(subscriber, ready)
                 if subscriber.cut_reason is not None:
                     return
+            closing = subscriber.closing is not None
             taken = outbox.drain() if closing else outbox.take(time.monotonic_ns(), size)
             while taken:
                 chunk, taken = taken[:size], taken[size:]
-                number = subscriber.number(len(chunk))
-                message = convert.stamped_batch([u.payload for u in chunk], number, wall_ns())
-                if not await _write(context, message):
+                if not await _write_batch(subscriber, context, chunk):
                     return
-                metrics.STREAM_UPDATES.inc(len(chunk))
+            if inbox:
+                continue  # it joined its shape's group meanwhile
             if closing:
                 return
+            await _wait_ready(ready, outbox.next_ready_ns() if len(outbox) else None)
+
+    def _drive(self, group: ShapeGroup[FeedUpdate] | None) -> None:
+        """Start building a shape group's batches (``share`` just started it)."""
+        if group is None:
+            return
+        ready = asyncio.Event()
+        group.lead.wake = ready.set
+        task = asyncio.ensure_future(self._build_batches(group, ready))
+
+        def ended(task: asyncio.Task[None]) -> None:
+            # only a stopped group's driver is cancelled; anything else is a bug: its streams
+            # would wait for batches that never come, so they end and clients resubscribe
+            if task.cancelled() or task.exception() is None:
+                return
+            log.error("shape_group_failed", error=repr(task.exception()))
+            for subscriber in (*group.members, *group.waiting):
+                subscriber.closing = GROUP_FAILED
+                subscriber.wake()
+
+        task.add_done_callback(ended)
+        self._drivers[group] = task
+
+    async def _build_batches(self, group: ShapeGroup[FeedUpdate], ready: asyncio.Event) -> None:
+        """A shape group's batches: the batching rules of ``_pump_batches``, once for every
+        member, each batch handed to them all (``FanOut.deliver``); never waits on a client."""
+        lead, fanout = group.lead, self._market.fanout
+        outbox, size = lead.outbox, group.shape.max_batch_size
+        while True:
+            ready.clear()
+            if 0 < len(outbox) < size:
+                await _let_batch_fill(lead, ready)
+            now_ns = time.monotonic_ns()
+            fanout.deliver(group, outbox.take(now_ns, size), now_ns)
             if not len(outbox):
                 await _wait_ready(ready, None)
-            else:
-                await _wait_ready(ready, outbox.next_ready_ns())
+
+
+async def _let_batch_fill(subscriber: Subscriber[FeedUpdate], ready: asyncio.Event) -> None:
+    """Wait up to max_delay for the batch to fill; the fan-out wakes the stream once, when it is
+    full (or the stream must end, or joins its shape's group)."""
+    subscriber.wake_at = subscriber.subscription.max_batch_size
+    try:
+        await _wait_ready(ready, time.monotonic_ns() + subscriber.subscription.max_delay_ns)
+    finally:
+        subscriber.wake_at = 1
+
+
+async def _write_batch(
+    subscriber: Subscriber[FeedUpdate], context: Context, updates: list[FeedUpdate]
+) -> bool:
+    """Number, stamp and write one batch; False when the call ended under us."""
+    number = subscriber.number(len(updates))
+    message = convert.stamped_batch([u.payload for u in updates], number, time.time_ns())
+    if not await _write(context, message):
+        return False
+    metrics.STREAM_UPDATES.inc(len(updates))
+    return True
 
 
 async def _write(context: Context, data: bytes) -> bool:
