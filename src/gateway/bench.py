@@ -4,8 +4,9 @@
   (each its own connection, every subscriber on the same 100 symbols, throttle 0). Beside it, a
   bare grpc.aio server streaming pre-encoded messages of the same shape as fast as it can. The
   gateway runs whole (interceptor, auth, fan-out, conflation, stamping) with a synthetic
-  in-process feed offering twice the per-subscriber rate the bare server reached, so it is
-  never starved; Kafka is left out (see ``mdgw bench tickwriter`` for Kafka).
+  in-process feed offering twice the per-subscriber rate the faster bare server reached, so it
+  is never starved; both RPCs get the same feed, so they are compared on the same intake.
+  Kafka is left out (see ``mdgw bench tickwriter`` for Kafka).
 - GetQuote: requests/s from closed-loop clients, and p50/p99 at half that rate (open loop),
   beside a bare grpc.aio unary echo of the same request.
 - Workers: every case runs for each count in ``--workers``: N server processes on one port
@@ -490,32 +491,38 @@ async def _streams(
     workers = len(gateway)
     for subscribers in _counts(args.subscribers):
         counts = _split(subscribers, CLIENT_PROCESSES)
-        for name, bare_method, request, is_batched in cases:
 
-            def jobs(
-                target: str,
-                method: str,
-                metadata: tuple[tuple[str, str], ...],
-                body: bytes,
-                counts: list[int] = counts,
-                is_batched: bool = is_batched,
-            ) -> list[StreamJob]:
-                return [
-                    StreamJob(
-                        target, method, body, metadata, n, args.warmup, args.seconds, is_batched
-                    )
-                    for n in counts
-                ]
+        def jobs(
+            target: str,
+            method: str,
+            metadata: tuple[tuple[str, str], ...],
+            body: bytes,
+            batched: bool,
+            counts: list[int] = counts,
+        ) -> list[StreamJob]:
+            return [
+                StreamJob(target, method, body, metadata, n, args.warmup, args.seconds, batched)
+                for n in counts
+            ]
 
-            bare_jobs = jobs(bare.target, f"/{BARE_SERVICE}/{bare_method}", (), b"")
-            ceiling = sum(await clients.run(bare_jobs)) / args.seconds
-            # Offer more than a subscriber can take, so the gateway is never starved (the
-            # surplus is conflated, which is part of its work); each worker's feed runs in its
-            # process, so its cost counts against the gateway.
-            rate = max(1_000.0, min(2 * ceiling / subscribers, FEED_RATE_CAP))
+        ceilings = [
+            sum(
+                await clients.run(
+                    jobs(bare.target, f"/{BARE_SERVICE}/{method}", (), b"", is_batched)
+                )
+            )
+            / args.seconds
+            for _name, method, _request, is_batched in cases
+        ]
+        # One feed for both RPCs, so "vs StreamPrices" compares delivery of the same intake.
+        # It offers more than a subscriber of either RPC can take, so the gateway is never
+        # starved (the surplus is conflated, which is part of its work); each worker's feed runs
+        # in its process, so its cost counts against the gateway.
+        rate = max(1_000.0, min(2 * max(ceilings) / subscribers, FEED_RATE_CAP))
+        for (name, _method, request, is_batched), ceiling in zip(cases, ceilings, strict=True):
             await asyncio.to_thread(gateway.set_feed_rate, rate)
             rpc = "StreamPriceBatches" if is_batched else "StreamPrices"
-            gateway_jobs = jobs(gateway.target, f"/{SERVICE}/{rpc}", auth, request)
+            gateway_jobs = jobs(gateway.target, f"/{SERVICE}/{rpc}", auth, request, is_batched)
             delivered = sum(await clients.run(gateway_jobs)) / args.seconds
             rows.append(StreamRow(name, workers, subscribers, ceiling, delivered, rate))
             await asyncio.to_thread(gateway.set_feed_rate, 0)
