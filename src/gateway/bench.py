@@ -426,6 +426,10 @@ class ServerGroup:
         for pipe in self._pipes:
             pipe.recv()
 
+    def cpu_seconds(self) -> float:
+        """CPU time its processes have used so far (Linux ``/proc``; NaN elsewhere)."""
+        return sum(_process_cpu_seconds(process.pid) for process in self._processes)
+
     def __len__(self) -> int:
         return len(self._processes)
 
@@ -436,6 +440,22 @@ class ServerGroup:
             process.join(10)
             if process.is_alive():
                 process.kill()
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()  # the name may hold spaces
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def _timed(group: ServerGroup, work: Awaitable[Any]) -> tuple[Any, float]:
+    """``work``'s result, and the cores ``group`` used meanwhile (CPU seconds per second)."""
+    cpu, started = group.cpu_seconds(), time.monotonic()
+    result = await work
+    return result, (group.cpu_seconds() - cpu) / (time.monotonic() - started)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -449,6 +469,7 @@ class StreamRow:
     bare: float
     gateway: float
     feed_rate: float
+    gateway_cores: float  # CPU the gateway processes used, in cores
 
 
 @dataclass
@@ -460,6 +481,8 @@ class QuoteRow:
     bare_p99_ms: float
     gateway_p50_ms: float
     gateway_p99_ms: float
+    bare_cores: float
+    gateway_cores: float
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -523,8 +546,9 @@ async def _streams(
             await asyncio.to_thread(gateway.set_feed_rate, rate)
             rpc = "StreamPriceBatches" if is_batched else "StreamPrices"
             gateway_jobs = jobs(gateway.target, f"/{SERVICE}/{rpc}", auth, request, is_batched)
-            delivered = sum(await clients.run(gateway_jobs)) / args.seconds
-            rows.append(StreamRow(name, workers, subscribers, ceiling, delivered, rate))
+            counts_received, cores = await _timed(gateway, clients.run(gateway_jobs))
+            delivered = sum(counts_received) / args.seconds
+            rows.append(StreamRow(name, workers, subscribers, ceiling, delivered, rate, cores))
             await asyncio.to_thread(gateway.set_feed_rate, 0)
             await asyncio.sleep(0.5)  # let the cancelled streams close
     return rows
@@ -532,12 +556,14 @@ async def _streams(
 
 async def _quote_case(
     clients: Workers,
-    target: str,
+    servers: ServerGroup,
     method: str,
     metadata: tuple[tuple[str, str], ...],
     args: argparse.Namespace,
-) -> tuple[float, float, float]:
-    """(requests/s closed loop, p50 ms, p99 ms at half that rate)."""
+) -> tuple[float, float, float, float]:
+    """(requests/s closed loop, p50 ms, p99 ms at half that rate, server cores used closed
+    loop)."""
+    target = servers.target
     requests = tuple(QuoteRequest(symbol=s, exchange=EXCHANGE).SerializeToString() for s in SYMBOLS)
     per_client = max(1, args.concurrency // CLIENT_PROCESSES)
 
@@ -546,20 +572,22 @@ async def _quote_case(
             target, method, requests, metadata, per_client, args.warmup, args.seconds, rate
         )
 
-    results = await clients.run([job(0) for _ in range(CLIENT_PROCESSES)])
+    results, cores = await _timed(servers, clients.run([job(0) for _ in range(CLIENT_PROCESSES)]))
     rps = sum(count for count, _ in results) / args.seconds
     paced = await clients.run([job(rps / 2 / CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)])
     latencies = [ms for _, sample in paced for ms in sample]
-    return rps, statistics.median(latencies), _percentile(latencies, 0.99)
+    return rps, statistics.median(latencies), _percentile(latencies, 0.99), cores
 
 
 async def _quotes(
     clients: Workers, bare: ServerGroup, gateway: ServerGroup, args: argparse.Namespace
 ) -> QuoteRow:
     auth = (("authorization", f"Bearer {TOKEN}"),)
-    echo = await _quote_case(clients, bare.target, f"/{BARE_SERVICE}/Echo", (), args)
-    quote = await _quote_case(clients, gateway.target, f"/{SERVICE}/GetQuote", auth, args)
-    return QuoteRow(len(gateway), echo[0], quote[0], echo[1], echo[2], quote[1], quote[2])
+    echo = await _quote_case(clients, bare, f"/{BARE_SERVICE}/Echo", (), args)
+    quote = await _quote_case(clients, gateway, f"/{SERVICE}/GetQuote", auth, args)
+    return QuoteRow(
+        len(gateway), echo[0], quote[0], echo[1], echo[2], quote[1], quote[2], echo[3], quote[3]
+    )
 
 
 async def measure(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow]]:
@@ -585,7 +613,7 @@ def print_streams(streams: list[StreamRow]) -> None:
     print("\nPrice streams, updates/s delivered (100 symbols, throttle 0)")
     print(
         f"{'rpc':<24} {'workers':>7} {'subscribers':>11} {'bare grpc.aio':>14} {'gateway':>10}"
-        f" {'ratio':>6} {'vs StreamPrices':>16}  gateway feed (per worker)"
+        f" {'ratio':>6} {'vs StreamPrices':>16} {'gateway cores':>14}  gateway feed (per worker)"
     )
     plain = {
         (row.workers, row.subscribers): row.gateway for row in streams if row.rpc == "StreamPrices"
@@ -595,8 +623,8 @@ def print_streams(streams: list[StreamRow]) -> None:
         gain = f"{row.gateway / reference:.1f}x" if reference and row.rpc != "StreamPrices" else ""
         print(
             f"{row.rpc:<24} {row.workers:>7} {row.subscribers:>11} {row.bare:>14,.0f} "
-            f"{row.gateway:>10,.0f} {row.gateway / row.bare:>6.0%} {gain:>16}  "
-            f"{row.feed_rate:,.0f} ticks/s offered"
+            f"{row.gateway:>10,.0f} {row.gateway / row.bare:>6.0%} {gain:>16} "
+            f"{row.gateway_cores:>14.2f}  {row.feed_rate:,.0f} ticks/s offered"
         )
 
 
@@ -605,13 +633,18 @@ def print_quotes(quotes: list[QuoteRow]) -> None:
     print(
         f"{'workers':>7} {'echo req/s':>11} {'GetQuote req/s':>15} {'ratio':>6}"
         f" {'echo p50/p99 ms':>16} {'GetQuote p50/p99 ms':>20}"
+        f" {'cores echo/GetQuote':>20} {'req/s per core echo/GetQuote':>29}"
     )
     for row in quotes:
+        per_core = (
+            f"{row.bare_rps / row.bare_cores:,.0f}/{row.gateway_rps / row.gateway_cores:,.0f}"
+        )
         print(
             f"{row.workers:>7} {row.bare_rps:>11,.0f} {row.gateway_rps:>15,.0f}"
             f" {row.gateway_rps / row.bare_rps:>6.0%}"
             f" {row.bare_p50_ms:>7.2f}/{row.bare_p99_ms:<8.2f}"
             f" {row.gateway_p50_ms:>11.2f}/{row.gateway_p99_ms:<8.2f}"
+            f" {row.bare_cores:>10.2f}/{row.gateway_cores:<9.2f} {per_core:>29}"
         )
 
 

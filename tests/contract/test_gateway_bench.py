@@ -27,6 +27,8 @@ def test_bench_gateway_measures_every_case(capsys: pytest.CaptureFixture[str]) -
     assert all(row.bare > 0 and row.gateway > 0 for row in streams)
     assert [row.workers for row in quotes] == [1, 2]
     assert all(row.bare_rps > 0 and row.gateway_rps > 0 for row in quotes)
+    assert all(row.gateway_cores > 0 for row in streams)  # the servers' CPU is read
+    assert all(row.bare_cores > 0 and row.gateway_cores > 0 for row in quotes)
     bench.print_streams(streams)
     bench.print_quotes(quotes)
     assert "StreamPriceBatches (10)" in capsys.readouterr().out
