@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from financial.marketdata.v1.prices_pb2 import PriceUpdate, PriceUpdateBatch
 from gateway.core.fanout import FanOut
-from gateway.core.quotes import DayBar, QuoteBook, TradingDays, merge_bars
+from gateway.core.quotes import DayBar, QuoteBook, TradingDays, extend_bar, merge_bars
 from gateway.core.subscriptions import (
     Invalid,
     QuoteQuery,
@@ -252,6 +252,22 @@ def test_merging_bars_is_order_independent_and_idempotent(points) -> None:
     assert backward is not None
     assert forward == backward
     assert merge_bars(forward, forward) == forward
+
+
+@given(
+    st.tuples(st.integers(1, 1000), st.integers(1, 1000), st.integers(1, 1000)),
+    st.integers(1, 10**6),
+    st.integers(1, 10**6),
+    st.integers(1, 1000),
+    st.integers(1, 10**6),
+)
+def test_extending_a_bar_with_a_later_tick_is_merging_it(prices, first, span, price, after):
+    low, high = min(prices), max(prices)
+    bar = DayBar("d", prices[0], high, low, prices[2], first, first + span)
+    at = first + span + after
+    assert extend_bar(bar, price, at) == merge_bars(
+        bar, DayBar("d", price, price, price, price, at, at)
+    )
 
 
 def test_day_price_is_last_else_mid() -> None:

@@ -104,7 +104,8 @@ class FanOut(Generic[Update]):
         return group
 
     def publish(self, key: InstrumentKey, update: Update, now_ns: int) -> int:
-        """Offer ``update`` to every matching subscriber; returns how many matched."""
+        """Offer ``update`` to every matching subscriber; returns how many outboxes took it (a
+        shape group's lead counts once for all its members)."""
         subscribers = self._by_symbol.get(key.symbol)
         if not subscribers:
             return 0

@@ -56,6 +56,20 @@ def merge_bars(existing: DayBar | None, new: DayBar) -> DayBar:
     )
 
 
+def extend_bar(bar: DayBar, price: int, event_ns: int) -> DayBar:
+    """``merge_bars(bar, <one tick of price at event_ns>)`` for a tick later than every tick in
+    ``bar`` (the feed's usual case), without building the tick's bar or comparing openers."""
+    return DayBar(
+        bar.trade_date,
+        bar.open_micros,
+        price if price > bar.high_micros else bar.high_micros,
+        price if price < bar.low_micros else bar.low_micros,
+        price,
+        bar.first_event_ns,
+        event_ns,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     """What GetQuote answers."""
@@ -140,8 +154,11 @@ class QuoteBook:
             return
         at = update.event_ns
         day = self._days.of(update.key.exchange, at)
-        bar = DayBar(day, price, price, price, price, at, at)
         current = entry.bar
+        if current is not None and current.trade_date == day and at > current.last_event_ns:
+            entry.bar = extend_bar(current, price, at)  # in order: the common case, cheaper
+            return
+        bar = DayBar(day, price, price, price, price, at, at)
         if current is None or current.trade_date == day:
             if current is None:
                 entry.bar_complete = self._started_before(update.key.exchange, day)
