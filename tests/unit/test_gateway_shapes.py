@@ -46,6 +46,19 @@ def two_sharing(fan: FanOut[FeedUpdate]) -> tuple[Subscriber[FeedUpdate], ...]:
     return first, second
 
 
+def joined_pair(
+    fan: FanOut[FeedUpdate],
+) -> tuple[Subscriber[FeedUpdate], Subscriber[FeedUpdate], ShapeGroup[FeedUpdate]]:
+    """Two streams of SHAPE that have joined their group (the lead was empty)."""
+    first, second = two_sharing(fan)
+    group = first.group
+    assert group is not None
+    drive(fan, group, 0)
+    assert first.joined
+    assert second.joined
+    return first, second, group
+
+
 def test_a_shape_shared_by_two_streams_builds_each_batch_once() -> None:
     fan = fanout()
     first, second = two_sharing(fan)
@@ -95,10 +108,7 @@ def test_a_waiting_stream_joins_only_when_the_lead_is_empty_and_keeps_its_own_pe
 
 def test_a_member_that_falls_behind_goes_back_to_its_own_outbox_conflated() -> None:
     fan = fanout(depth=1)
-    slow, fast = two_sharing(fan)
-    group = slow.group
-    assert group is not None
-    drive(fan, group, 0)
+    slow, fast, group = joined_pair(fan)
     for version in range(1, 7):
         fan.publish(KEYS[0], update(KEYS[0], version), version * MS)
         drive(fan, group, version * MS)
@@ -125,10 +135,7 @@ def test_a_member_that_falls_behind_goes_back_to_its_own_outbox_conflated() -> N
 
 def test_a_member_whose_batches_wait_past_the_lag_limit_is_reported() -> None:
     fan = fanout(max_lag_ns=50 * MS)
-    stalled, reading = two_sharing(fan)
-    group = stalled.group
-    assert group is not None
-    drive(fan, group, 0)
+    stalled, reading, group = joined_pair(fan)
     fan.publish(KEYS[0], update(KEYS[0], 1), 1)
     drive(fan, group, 1)
     reading.inbox.clear()
@@ -140,10 +147,7 @@ def test_a_member_whose_batches_wait_past_the_lag_limit_is_reported() -> None:
 
 def test_the_last_stream_of_a_shape_stops_the_group_and_gets_what_the_lead_held() -> None:
     fan = fanout()
-    leaving, staying = two_sharing(fan)
-    group = leaving.group
-    assert group is not None
-    drive(fan, group, 0)
+    leaving, staying, group = joined_pair(fan)
     fan.publish(KEYS[0], update(KEYS[0], 1), 1)
     drive(fan, group, 2)
     fan.publish(KEYS[1], update(KEYS[1], 2), 3)  # still in the lead
@@ -158,10 +162,7 @@ def test_the_last_stream_of_a_shape_stops_the_group_and_gets_what_the_lead_held(
 
 def test_close_all_hands_the_leads_updates_to_members_and_stops_feeding_the_group() -> None:
     fan = fanout()
-    first, second = two_sharing(fan)
-    group = first.group
-    assert group is not None
-    drive(fan, group, 0)
+    first, second, _ = joined_pair(fan)
     fan.publish(KEYS[0], update(KEYS[0], 1), 1)
     assert fan.close_all("bye", now_ns=2) == 2
     assert [u.tick.last_micros for u in second.inbox[0].updates] == [1]
