@@ -17,8 +17,8 @@ from marketcore.trading.model import (
     OrderType,
     Rejection,
     RejectReason,
-    Side,
 )
+from tests.unit.trading_builders import accepted, order_spec
 
 KEY = InstrumentKey("NASDAQ", "AAPL")
 SHARE = 1_000_000
@@ -27,11 +27,11 @@ SHARE = 1_000_000
 def spec(quantity: int = 100 * SHARE, order_type: OrderType = OrderType.MARKET) -> OrderSpec:
     stop = 190 * SHARE if order_type.has_stop else 0
     limit = 191 * SHARE if order_type.has_limit else 0
-    return OrderSpec("o-1", "acct", "AAPL", "NASDAQ", Side.BUY, order_type, quantity, limit, stop)
+    return order_spec(order_type=order_type, quantity=quantity, limit=limit, stop=stop)
 
 
 def new_order(quantity: int = 100 * SHARE, order_type: OrderType = OrderType.MARKET) -> Order:
-    return lifecycle.accept(spec(quantity, order_type), KEY, "2026-11-20")
+    return accepted(spec(quantity, order_type))
 
 
 def test_accept_starts_new_at_sequence_one() -> None:

@@ -5,6 +5,7 @@ requests and quotes, the invariants that keep money right."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,8 +38,8 @@ from marketcore.trading.rules import (
 )
 from marketcore.trading.simulated_venue import SimulatedVenue
 from marketcore.trading.venue import Ended, Filled
+from tests.unit.trading_builders import M, order_spec
 
-M = 1_000_000
 CENT = 10_000
 NASDAQ_AAPL = InstrumentKey("NASDAQ", "AAPL")
 NYSE_AAPL = InstrumentKey("NYSE", "AAPL")
@@ -64,21 +65,9 @@ def quoted(touch: Touch = QUOTE, **kwargs: object) -> OrderManager:
     return book
 
 
-def spec(
-    order_id: str,
-    side: Side = Side.BUY,
-    order_type: OrderType = OrderType.MARKET,
-    quantity: int = 100 * M,
-    limit: int = 0,
-    stop: int = 0,
-    account: str = "alice",
-    symbol: str = "AAPL",
-    exchange: str = "NASDAQ",
-    tif: TimeInForce = TimeInForce.DAY,
-) -> OrderSpec:
-    return OrderSpec(
-        order_id, account, symbol, exchange, side, order_type, quantity, limit, stop, tif
-    )
+def spec(order_id: str, *args: Any, **fields: Any) -> OrderSpec:
+    """An order spec of Alice's unless told otherwise."""
+    return order_spec(order_id, *args, **{"account": "alice", **fields})
 
 
 def submit(book: OrderManager, order: OrderSpec, caller: str | None = None) -> Submitted:
@@ -401,7 +390,9 @@ def _play(book: OrderManager, request: tuple, specs: list[OrderSpec]) -> list[Tr
         _, account, side, kind, shares, price, tif = request
         limit = price * M if kind.has_limit else 0
         stop = price * M if kind.has_stop else 0
-        order = spec(f"o{len(specs)}", side, kind, shares * M, limit, stop, account, tif=tif)
+        order = spec(
+            f"o{len(specs)}", side, kind, shares * M, limit, stop, account=account, tif=tif
+        )
         specs.append(order)
         return submit(book, order).events
     if request[0] == "tick":

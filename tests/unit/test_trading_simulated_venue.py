@@ -3,13 +3,14 @@ in arrival order and rounded to the lot, stops from the last trade, IOC, cancel 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from marketcore.instruments import InstrumentKey
 from marketcore.trading import lifecycle
 from marketcore.trading.model import (
     Order,
-    OrderSpec,
     OrderStatus,
     OrderType,
     Rejection,
@@ -20,27 +21,15 @@ from marketcore.trading.model import (
 from marketcore.trading.model import Touch as T
 from marketcore.trading.simulated_venue import SimulatedVenue
 from marketcore.trading.venue import CancelRefused, Ended, Filled, StopTriggered
+from tests.unit.trading_builders import M, accepted, order_spec
 
-M = 1_000_000
 KEY = InstrumentKey("NASDAQ", "AAPL")
 OTHER = InstrumentKey("NYSE", "IBM")
 QUOTE = T(bid_micros=99 * M, ask_micros=101 * M, bid_size_micros=500 * M, ask_size_micros=300 * M)
 
 
-def order(
-    order_id: str,
-    side: Side = Side.BUY,
-    order_type: OrderType = OrderType.MARKET,
-    quantity: int = 100 * M,
-    limit: int = 0,
-    stop: int = 0,
-    tif: TimeInForce = TimeInForce.DAY,
-    key: InstrumentKey = KEY,
-) -> Order:
-    spec = OrderSpec(
-        order_id, "acct", key.symbol, key.exchange, side, order_type, quantity, limit, stop, tif
-    )
-    return lifecycle.accept(spec, key, "2026-11-20")
+def order(order_id: str, *args: Any, key: InstrumentKey = KEY, **fields: Any) -> Order:
+    return accepted(order_spec(order_id, *args, symbol=key.symbol, exchange=key.exchange, **fields))
 
 
 def quoted_venue(touch: T = QUOTE, key: InstrumentKey = KEY) -> SimulatedVenue:

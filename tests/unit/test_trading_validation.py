@@ -22,8 +22,8 @@ from marketcore.trading.rules import (
     notional_micros,
 )
 from marketcore.trading.validation import Market, check_fields, check_order, order_notional_micros
+from tests.unit.trading_builders import M, order_spec
 
-M = 1_000_000
 CENT = 10_000
 NEW_YORK = ZoneInfo("America/New_York")
 RULES = InstrumentRules(tick_micros=CENT, lot_micros=M)
@@ -41,7 +41,7 @@ def order(
     stop: int = 0,
     side: Side = Side.BUY,
 ) -> OrderSpec:
-    return OrderSpec("o-1", "acct", "AAPL", "NASDAQ", side, order_type, quantity, limit, stop)
+    return order_spec(side=side, order_type=order_type, quantity=quantity, limit=limit, stop=stop)
 
 
 def reason(spec: OrderSpec, market: Market = OPEN_MARKET, open_notional: int = 0) -> object:
