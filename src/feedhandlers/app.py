@@ -35,6 +35,7 @@ from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.replay import (
     OfflineSource,
     ReplayPace,
+    itch_file_date,
     itch_file_records,
     replay_capture,
     replay_feed_handler_id,
@@ -47,7 +48,7 @@ from feedhandlers.venues.coinbase.parse import CoinbaseParser
 from feedhandlers.venues.fix.client import FixClient
 from feedhandlers.venues.fix.parse import FixParser
 from feedhandlers.venues.fix.session import SessionConfig
-from feedhandlers.venues.itch.parse import ItchParser, session_midnight_ns
+from feedhandlers.venues.itch.parse import ItchParser
 from feedhandlers.venues.kraken.client import KrakenClient
 from feedhandlers.venues.kraken.parse import KrakenParser
 from marketcore.backoff import BackoffPolicy
@@ -87,9 +88,7 @@ def make_parser(venue: Venue, settings: FeedHandlerSettings | None = None) -> Fr
     if venue == "fix":
         return FixParser(settings.fix_exchange if settings else "FIX")
     if venue == "itch":
-        session_date = settings.session_date() if settings else None
-        midnight_ns = session_midnight_ns(session_date) if session_date else 0
-        return ItchParser(midnight_ns, symbols=set(symbols) if symbols else None)
+        return ItchParser(symbols=set(symbols) if symbols else None)
     market = Market.USDM if venue == "binance-usdm" else Market.SPOT
     known = BinanceClient(symbols, market).venue_symbols() if symbols else None
     return BinanceParser(market, known)
@@ -243,6 +242,12 @@ async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) ->
     A WebSocket frame log for the WebSocket venues; an ITCH 5.0 file (2-byte length
     prefixes) for ``itch``, paced by its timestamps.
     """
+    session_date = settings.itch_date or itch_file_date(path)
+    if settings.venue == "itch" and session_date is None:
+        raise ValueError(
+            f"the name of {path.name} carries no session date: set FEEDHANDLER_ITCH_DATE="
+            "YYYY-MM-DD (the day its timestamps count from)"
+        )
     require_topics(make_admin(settings.kafka), settings.kafka, [settings.ticks_topic])
     sink = build_sink(settings, wait_when_full=True)
     feed_handler_id = settings.feed_handler_id or replay_feed_handler_id(path, settings.venue)
@@ -260,9 +265,8 @@ async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) ->
     )
     with open_capture(path) as capture:
         records: Iterable[CaptureLine]
-        if settings.venue == "itch":
-            session_date = settings.session_date()
-            records = itch_file_records(capture, session_midnight_ns(session_date))
+        if session_date is not None and settings.venue == "itch":
+            records = itch_file_records(capture, session_date)
         else:
             records = map(parse_capture_line, capture)
         work = replay_capture(records, pipeline, pace, upkeep=handler.sink.poll)
@@ -297,3 +301,6 @@ def replay_main(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) -> 
     except InfraError as exc:
         log.error("feedhandler_start_failed", error=str(exc))  # noqa: TRY400
         return 1
+    except ValueError as exc:  # settings the replay needs (an ITCH file's date)
+        log.error("feedhandler_invalid_settings", error=str(exc))  # noqa: TRY400
+        return 2

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -60,9 +59,10 @@ class FeedHandlerSettings(CommonSettings):
     fix_target_comp_id: str = "VENUE"
     fix_heartbeat_s: int = Field(default=30, ge=1)
     fix_exchange: str = "FIX"
-    # ITCH: the session date its timestamps count from (default: today in New York), and
-    # the SoupBinTCP login.
+    # ITCH file replays: the session date of the file's timestamps, when its name has none
+    # (``01302019.NASDAQ_ITCH50``). Live feeds date each message from its receipt time.
     itch_date: date | None = None
+    # ITCH: the SoupBinTCP login.
     itch_username: str = ""
     itch_password: SecretStr = SecretStr("")
 
@@ -85,9 +85,6 @@ class FeedHandlerSettings(CommonSettings):
 
     def udp_address(self) -> tuple[str, int]:
         return _address(self.url, "udp")
-
-    def session_date(self) -> date:
-        return self.itch_date or datetime.now(tz=ZoneInfo("America/New_York")).date()
 
     def channel_list(self) -> list[str]:
         return [item.strip() for item in self.channels.split(",") if item.strip()]

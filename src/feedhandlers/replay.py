@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,7 +30,9 @@ from feedhandlers.capture import (
     venue_of_url,
 )
 from feedhandlers.pipeline import FeedPipeline
+from feedhandlers.venues.itch import schema as itch_schema
 from feedhandlers.venues.itch.parse import split_length_prefixed
+from marketcore.trading_calendar import NANOS_PER_SECOND, venue_midnight_ns
 
 # As fast as possible, yield to the event loop (signals, upkeep) every this many frames.
 _YIELD_EVERY = 512
@@ -100,8 +104,39 @@ class OfflineSource:
         raise NotImplementedError("a replay is driven by replay_capture")
 
 
-def itch_file_records(capture: BinaryIO, midnight_ns: int) -> Iterator[CaptureLine]:
-    """An ITCH 5.0 file as frames timed by the messages' own timestamps."""
+# A message stamped this much earlier than the one before it is on the next day (a file that
+# runs across midnight); within a day ITCH stamps only grow.
+_NEXT_DAY_BACKSTEP_NS = 12 * 3600 * NANOS_PER_SECOND
+# NASDAQ's daily files are named MMDDYYYY.NASDAQ_ITCH50, sample files often YYYYMMDD.
+_FILE_DATES = (
+    (re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})\.NASDAQ_ITCH", re.IGNORECASE), (3, 1, 2)),
+    (re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"), (1, 2, 3)),
+)
+
+
+def itch_file_date(path: Path) -> date | None:
+    """The session date in an ITCH file's name (``01302019.NASDAQ_ITCH50``,
+    ``ex20101224.TEST_ITCH_50``), or None when the name carries none."""
+    for pattern, (year, month, day) in _FILE_DATES:
+        found = pattern.search(path.name)
+        if found is None:
+            continue
+        try:
+            return date(int(found[year]), int(found[month]), int(found[day]))
+        except ValueError:
+            continue
+    return None
+
+
+def itch_file_records(
+    capture: BinaryIO, session_date: date, exchange: str = itch_schema.EXCHANGE
+) -> Iterator[CaptureLine]:
+    """An ITCH 5.0 file as frames timed by the messages' own timestamps on ``session_date``
+    (the venue's time zone), moving to the next day when the stamps start again from a
+    lower time of day: each frame's time is its receipt time for the parser, which dates it."""
+    day = session_date
+    midnight_ns = venue_midnight_ns(exchange, day)
+    previous_stamp = 0
     tail = b""
     while block := capture.read(1 << 20):
         messages, tail, bad = split_length_prefixed(tail + block)
@@ -109,6 +144,10 @@ def itch_file_records(capture: BinaryIO, midnight_ns: int) -> Iterator[CaptureLi
             yield CaptureLine(LineKind.FRAME, midnight_ns, b"")  # counted as malformed
         for message in messages:
             stamp = int.from_bytes(message[5:11], "big")
+            if stamp < previous_stamp - _NEXT_DAY_BACKSTEP_NS:
+                day += timedelta(days=1)
+                midnight_ns = venue_midnight_ns(exchange, day)
+            previous_stamp = stamp
             yield CaptureLine(LineKind.FRAME, midnight_ns + stamp, message)
 
 

@@ -13,7 +13,9 @@ Rules (documented once, applied by every venue parser):
 - Symbols are ``BASE-QUOTE`` upper case (``BTC-USD``); the venue's spelling travels in
   ``venue_symbol``. Venue-specific asset aliases (Kraken ``XBT``) are mapped by the venue.
 - ``event_time_ns`` is the venue's time for the message that caused the tick (0 when the
-  venue sends none); ``received_time_ns`` is when our handler read the frame.
+  venue sends none); ``received_time_ns`` is when our handler read the frame. A venue time
+  more than 5 min after the receipt or 20 h before it refuses the tick (``implausible_time``,
+  ``ticks.check_event_time``): it is dated wrong, and would be stored under another day.
 - Each emitted tick carries the instrument's latest known values of every field (a trade
   updates last and keeps the quote), because 0 on the wire means "empty", not "unchanged".
 - ``feed_sequence`` counts the ticks of one (feed_handler_id, exchange, symbol), from 1.
@@ -41,6 +43,7 @@ class RejectReason(StrEnum):
     NO_PRICE = "no_price"
     BAD_SYMBOL = "bad_symbol"
     NO_TIME = "no_time"
+    IMPLAUSIBLE_TIME = "implausible_time"  # venue time far from our receipt (a misdated tick)
     CHECKSUM_MISMATCH = "checksum_mismatch"  # local book differs from the venue's
     BOOK_NOT_READY = "book_not_ready"  # an update before the book's snapshot
     VENUE_ERROR = "venue_error"  # the venue said something failed (subscribe refused...)
@@ -55,6 +58,7 @@ _PROBLEM_REASONS: dict[TickProblem, RejectReason] = {
     TickProblem.CROSSED_QUOTE: RejectReason.CROSSED_QUOTE,
     TickProblem.NO_PRICE: RejectReason.NO_PRICE,
     TickProblem.NO_EVENT_TIME: RejectReason.NO_TIME,
+    TickProblem.IMPLAUSIBLE_EVENT_TIME: RejectReason.IMPLAUSIBLE_TIME,
 }
 
 

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from marketcore.instruments import KEY_SEPARATOR
+from marketcore.trading_calendar import MAX_VENUE_CLOCK_AHEAD_NS, NANOS_PER_SECOND
+
+# A tick whose venue time is further than this before our receipt of it is misdated, not late:
+# a NASDAQ session read from its first message at its last (04:00 to 20:00) is 16 h behind, and
+# a date off by one day is 23 h or more (ITCH dated from a fixed day after midnight was 24 h).
+MAX_EVENT_BEHIND_NS = 20 * 3600 * NANOS_PER_SECOND
 
 
 class TickProblem(StrEnum):
@@ -17,6 +23,7 @@ class TickProblem(StrEnum):
     CROSSED_QUOTE = "crossed_quote"
     NO_PRICE = "no_price"
     NO_EVENT_TIME = "no_event_time"
+    IMPLAUSIBLE_EVENT_TIME = "implausible_event_time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,4 +78,27 @@ def check_tick(tick: Tick) -> TickRejection | None:
         )
     if tick.event_time_ns <= 0 and tick.received_time_ns <= 0:
         return TickRejection(TickProblem.NO_EVENT_TIME, "neither event nor receive time")
-    return None
+    return check_event_time(tick.event_time_ns, tick.received_time_ns)
+
+
+def check_event_time(event_time_ns: int, received_time_ns: int) -> TickRejection | None:
+    """Whether the venue's time of a tick fits our receipt of it.
+
+    Rule: when both times are known, the venue time is at most ``MAX_VENUE_CLOCK_AHEAD_NS``
+    (5 min) after the receipt and at most ``MAX_EVENT_BEHIND_NS`` (20 h) before it. Beyond that
+    the tick is dated wrong (a venue clock or a date rule gone bad), and storing or serving it
+    would file it under another day: it is refused and counted instead, by every stage.
+    """
+    if event_time_ns <= 0 or received_time_ns <= 0:
+        return None
+    skew_ns = event_time_ns - received_time_ns
+    if skew_ns > MAX_VENUE_CLOCK_AHEAD_NS:
+        where = f"{skew_ns / NANOS_PER_SECOND:.3f} s after"
+    elif -skew_ns > MAX_EVENT_BEHIND_NS:
+        where = f"{-skew_ns / NANOS_PER_SECOND:.3f} s before"
+    else:
+        return None
+    return TickRejection(
+        TickProblem.IMPLAUSIBLE_EVENT_TIME,
+        f"venue time {event_time_ns} is {where} its receipt at {received_time_ns}",
+    )

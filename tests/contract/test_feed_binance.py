@@ -99,7 +99,8 @@ FUTURES_AGG_TRADE = (
 
 def test_usdm_book_ticker_uses_the_transaction_time_and_a_perp_symbol() -> None:
     parser = BinanceParser(Market.USDM)
-    (tick,) = parser.parse(FUTURES_BOOK_TICKER, 5).ticks
+    received_ns = 1_568_014_460_893_000_005  # read just after the event time E
+    (tick,) = parser.parse(FUTURES_BOOK_TICKER, received_ns).ticks
     assert tick == Tick(
         exchange="BINANCE_USDM",
         symbol="BTC-USDT-PERP",
@@ -108,10 +109,10 @@ def test_usdm_book_ticker_uses_the_transaction_time_and_a_perp_symbol() -> None:
         bid_size_micros=31_210_000,
         ask_size_micros=40_660_000,
         event_time_ns=1_568_014_460_891_000_000,
-        received_time_ns=5,
+        received_time_ns=received_ns,
         venue_symbol="BTCUSDT",
     )
-    (trade,) = parser.parse(FUTURES_AGG_TRADE, 6).ticks
+    (trade,) = parser.parse(FUTURES_AGG_TRADE, 123_456_789_000_001).ticks  # read after E
     assert (trade.last_micros, trade.last_size_micros) == (1_000, 100_000_000)
     assert trade.event_time_ns == 123_456_785_000_000
     assert trade.bid_micros == 25_351_900  # the quote is kept

@@ -139,17 +139,18 @@ def test_l2update_before_its_snapshot_asks_for_a_resnapshot_once() -> None:
         b'{"type":"l2update","product_id":"BTC-USD","changes":[["buy","100.00","1.0"]],'
         b'"time":"2021-04-17T16:43:37.075687Z"}'
     )
-    first = parser.parse(update, 1)
-    second = parser.parse(update, 2)
+    read_ns = 1_618_677_817_075_687_000 + 1_000_000  # 1 ms after the update's time
+    first = parser.parse(update, read_ns)
+    second = parser.parse(update, read_ns + 1)
     assert first.resync == ["BTC-USD"]
     assert [r.reason for r in first.rejections] == [RejectReason.BOOK_NOT_READY]
     assert second.resync == []  # already asked: one resubscribe per problem
     snapshot = (
         b'{"type":"snapshot","product_id":"BTC-USD","bids":[["99.00","1"]],"asks":[["101.00","2"]]}'
     )
-    (tick,) = parser.parse(snapshot, 3).ticks
+    (tick,) = parser.parse(snapshot, read_ns + 2).ticks
     assert (tick.bid_micros, tick.ask_micros, tick.event_time_ns) == (99_000_000, 101_000_000, 0)
-    (tick,) = parser.parse(update, 4).ticks
+    (tick,) = parser.parse(update, read_ns + 3).ticks
     assert (tick.bid_micros, tick.bid_size_micros) == (100_000_000, 1_000_000)
 
 

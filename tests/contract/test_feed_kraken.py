@@ -25,6 +25,7 @@ DOC_BIDS = ["0.05000", "0.04995", "0.04990", "0.04980", "0.04975",
 DOC_VOLUME = "0.00000500"
 DOC_CHECKSUM = 974947235
 TS = "1582905487.439814"
+READ_NS = 1_582_905_488_100_000_000  # when these book frames are read: just after their times
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,12 @@ def test_book_update_verified_by_checksum_after_truncation_to_depth() -> None:
     parser = KrakenParser()
     # the documented book shifted by one ask: 0.05010..0.05055
     snapshot = _frame({"as": _levels([*DOC_ASKS[1:], "0.05055"]), "bs": _levels(DOC_BIDS)})
-    (tick,) = parser.parse(snapshot, 1).ticks
+    (tick,) = parser.parse(snapshot, READ_NS).ticks
     assert (tick.bid_micros, tick.ask_micros) == (50_000, 50_100)
     assert tick.event_time_ns == 1_582_905_487_439_814_000
     # a better ask arrives; depth 10 drops 0.05055, leaving exactly the documented book
     update = _frame({"a": [["0.05005", DOC_VOLUME, "1582905488.000001"]], "c": str(DOC_CHECKSUM)})
-    result = parser.parse(update, 2)
+    result = parser.parse(update, READ_NS + 1)
     assert result.rejections == []
     (tick,) = result.ticks
     assert (tick.symbol, tick.bid_micros, tick.ask_micros) == ("BTC-USD", 50_000, 50_050)
@@ -119,16 +120,16 @@ def test_bid_and_ask_updates_in_two_objects_with_republish_flag() -> None:
 
 def test_checksum_mismatch_drops_the_book_and_asks_for_a_resnapshot_once() -> None:
     parser = KrakenParser()
-    parser.parse(_frame({"as": _levels(DOC_ASKS), "bs": _levels(DOC_BIDS)}), 1)
+    parser.parse(_frame({"as": _levels(DOC_ASKS), "bs": _levels(DOC_BIDS)}), READ_NS)
     wrong = _frame({"b": [["0.05001", DOC_VOLUME, TS]], "c": str(DOC_CHECKSUM)})
-    result = parser.parse(wrong, 2)
+    result = parser.parse(wrong, READ_NS + 1)
     assert [r.reason for r in result.rejections] == [RejectReason.CHECKSUM_MISMATCH]
     assert result.resync == ["XBT/USD"]
     assert parser.book("XBT/USD") is None
-    later = parser.parse(_frame({"a": [["0.05006", DOC_VOLUME, TS]], "c": "1"}), 3)
+    later = parser.parse(_frame({"a": [["0.05006", DOC_VOLUME, TS]], "c": "1"}), READ_NS + 2)
     assert [r.reason for r in later.rejections] == [RejectReason.BOOK_NOT_READY]
     assert later.resync == []  # already asked
-    fresh = parser.parse(_frame({"as": _levels(DOC_ASKS), "bs": _levels(DOC_BIDS)}), 4)
+    fresh = parser.parse(_frame({"as": _levels(DOC_ASKS), "bs": _levels(DOC_BIDS)}), READ_NS + 3)
     assert len(fresh.ticks) == 1
 
 
@@ -140,7 +141,7 @@ TRADES = (
 
 
 def test_each_trade_is_a_tick_at_its_own_time() -> None:
-    result = KrakenParser().parse(TRADES, 9)
+    result = KrakenParser().parse(TRADES, 1_534_614_057_400_000_000)  # read after both
     first, second = result.ticks
     assert (first.last_micros, first.last_size_micros) == (5_541_200_000, 0)  # size < 1e-6
     assert first.event_time_ns == 1_534_614_057_321_597_000

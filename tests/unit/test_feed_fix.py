@@ -154,7 +154,7 @@ def _snapshot_body(symbol: str = "AAPL") -> list[schema.Field]:
 
 
 def test_snapshot_sets_the_book_and_the_last_trade() -> None:
-    result = FixParser("SIMX").parse(_msg("W", _snapshot_body()), 77)
+    result = FixParser("SIMX").parse(_msg("W", _snapshot_body()), T0 + 77)
     assert result.ticks == [
         Tick(
             exchange="SIMX",
@@ -166,7 +166,7 @@ def test_snapshot_sets_the_book_and_the_last_trade() -> None:
             ask_size_micros=200_000_000,
             last_size_micros=10_000_000,
             event_time_ns=1_618_677_809_500_000_000,  # the trade entry's 272/273
-            received_time_ns=77,
+            received_time_ns=T0 + 77,
             venue_symbol="AAPL",
         )
     ]
@@ -174,8 +174,8 @@ def test_snapshot_sets_the_book_and_the_last_trade() -> None:
 
 def test_incremental_refresh_moves_the_top_and_emits_once_per_symbol() -> None:
     parser = FixParser("SIMX")
-    parser.parse(_msg("W", _snapshot_body("AAPL"), 1), 1)
-    parser.parse(_msg("W", _snapshot_body("MSFT"), 2), 1)
+    parser.parse(_msg("W", _snapshot_body("AAPL"), 1), T0 + 1)
+    parser.parse(_msg("W", _snapshot_body("MSFT"), 2), T0 + 1)
     body = [
         (262, "md-1"), (268, "4"),
         (279, "2"), (269, "0"), (55, "AAPL"), (270, "189.49"),
@@ -183,7 +183,7 @@ def test_incremental_refresh_moves_the_top_and_emits_once_per_symbol() -> None:
         (279, "1"), (269, "1"), (55, "MSFT"), (270, "189.51"), (271, "999"),
         (279, "0"), (269, "1"), (55, "MSFT"), (270, "195.00"), (271, "1"),  # below the top
     ]  # fmt: skip
-    result = parser.parse(_msg("X", body, 3, T0 + 1_000_000), 9)
+    result = parser.parse(_msg("X", body, 3, T0 + 1_000_000), T0 + 2_000_000)
     aapl, msft = result.ticks
     assert (aapl.symbol, aapl.bid_micros, aapl.bid_size_micros) == (
         "AAPL",
@@ -208,9 +208,9 @@ def test_an_update_before_the_snapshot_asks_for_one() -> None:
 
 def test_a_crossed_book_is_refused_with_a_reason() -> None:
     parser = FixParser()
-    parser.parse(_msg("W", _snapshot_body()), 1)
+    parser.parse(_msg("W", _snapshot_body()), T0 + 1)
     body = [(268, "1"), (279, "0"), (269, "0"), (55, "AAPL"), (270, "190.00"), (271, "1")]
-    result = parser.parse(_msg("X", body, 2), 2)
+    result = parser.parse(_msg("X", body, 2), T0 + 2)
     assert [r.reason for r in result.rejections] == [RejectReason.CROSSED_QUOTE]
 
 
@@ -314,8 +314,8 @@ def test_well_framed_messages_with_random_fields_never_crash(
     msg_type: str, body: list[schema.Field]
 ) -> None:
     parser = FixParser()
-    parser.parse(_msg("W", _snapshot_body()), 1)
-    result = parser.parse(_msg(msg_type, body, 2), 2)
+    parser.parse(_msg("W", _snapshot_body()), T0 + 1)
+    result = parser.parse(_msg(msg_type, body, 2), T0 + 2)
     assert isinstance(result, FrameResult)
     for tick in result.ticks:
         assert check_tick(tick) is None

@@ -18,14 +18,24 @@ from feedhandlers.venues.itch.parse import (
     MoldSequence,
     SoupFramer,
     parse_mold_packet,
-    session_midnight_ns,
     split_length_prefixed,
 )
 from marketcore.normalization import RejectReason
 from marketcore.ticks import Tick, check_tick
+from marketcore.trading_calendar import venue_midnight_ns
 
 SAMPLE = Path(__file__).parents[1] / "data" / "itch" / "ex20101224.TEST_ITCH_50.gz"
-MIDNIGHT = session_midnight_ns(date(2010, 12, 24))
+MIDNIGHT = venue_midnight_ns("NASDAQ", date(2010, 12, 24))
+LATENCY_NS = 1_000_000  # each message read 1 ms after its venue time
+
+
+def _stamp(message: bytes) -> int:
+    return int.from_bytes(message[5:11], "big")
+
+
+def _received(message: bytes) -> int:
+    """When a live reader of the sample's session would have read ``message``."""
+    return MIDNIGHT + _stamp(message) + LATENCY_NS
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +68,11 @@ def test_midnight_is_us_eastern() -> None:
 
 
 def _run(messages: list[bytes]) -> tuple[ItchParser, list[Tick], Counter[str]]:
-    parser = ItchParser(MIDNIGHT)
+    parser = ItchParser()
     ticks: list[Tick] = []
     reasons: Counter[str] = Counter()
     for message in messages:
-        result = parser.parse(message, 1)
+        result = parser.parse(message, _received(message))
         ticks.extend(result.ticks)
         reasons.update(r.reason for r in result.rejections)
     return parser, ticks, reasons
@@ -82,7 +92,7 @@ def test_directory_names_three_stocks_and_the_first_tick_is_exact(messages: list
         bid_micros=price * 100,  # Price(4) -> micros
         bid_size_micros=shares * 1_000_000,
         event_time_ns=MIDNIGHT + int.from_bytes(stamp, "big"),
-        received_time_ns=1,
+        received_time_ns=MIDNIGHT + int.from_bytes(stamp, "big") + LATENCY_NS,
         venue_symbol=stock.decode().strip(),
     )
     assert first.bid_micros == 5_316_700
@@ -122,17 +132,27 @@ def test_the_made_up_book_ends_crossed_and_crossed_quotes_are_refused(
 
 
 def test_unknown_locate_and_wrong_length_are_refused_not_raised() -> None:
-    parser = ItchParser(MIDNIGHT)
+    parser = ItchParser()
     add = (
         b"A"
         + struct.pack(">HH", 9, 0)
         + (5).to_bytes(6, "big")
         + schema.ADD_ORDER.pack(1, b"B", 100, b"ZZZ     ", 10_000)
     )
-    result = parser.parse(add, 1)
+    result = parser.parse(add, MIDNIGHT + 10)
     assert [r.reason for r in result.rejections] == [RejectReason.BAD_SYMBOL]
-    assert parser.parse(add[:-1], 1).kind is FrameKind.MALFORMED
-    assert parser.parse(b"", 1).kind is FrameKind.MALFORMED
+    assert parser.parse(add[:-1], MIDNIGHT + 10).kind is FrameKind.MALFORMED
+    assert parser.parse(b"", MIDNIGHT + 10).kind is FrameKind.MALFORMED
+
+
+def test_a_stamp_of_a_day_or_more_is_malformed() -> None:
+    # nanoseconds since midnight (spec, Data Types): at most 25 h, on the day DST ends
+    parser = ItchParser()
+    late = 25 * 3600 * 1_000_000_000
+    event = b"S" + struct.pack(">HH", 0, 0) + late.to_bytes(6, "big") + b"O"
+    assert parser.parse(event, MIDNIGHT + late).kind is FrameKind.MALFORMED
+    in_time = event[:5] + (late - 1).to_bytes(6, "big") + b"O"
+    assert parser.parse(in_time, MIDNIGHT + late).kind is FrameKind.CONTROL
 
 
 # --- SoupBinTCP and MoldUDP64 -------------------------------------------------------------
@@ -190,14 +210,15 @@ def test_a_short_mold_datagram_is_an_error() -> None:
 def test_mutated_messages_never_crash_the_parser(
     messages: list[bytes], data: st.DataObject
 ) -> None:
-    parser = ItchParser(MIDNIGHT)
+    parser = ItchParser()
     for message in messages[:50]:
-        parser.parse(message, 1)
-    message = bytearray(data.draw(st.sampled_from(messages[:400])))
+        parser.parse(message, _received(message))
+    original = data.draw(st.sampled_from(messages[:400]))
+    message = bytearray(original)
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(message) - 1))
         message[position] = data.draw(st.integers(0, 255))
-    result = parser.parse(bytes(message), 1)
+    result = parser.parse(bytes(message), _received(original))
     assert isinstance(result, FrameResult)
     assert all(check_tick(tick) is None for tick in result.ticks)
 
@@ -207,7 +228,7 @@ def test_mutated_messages_never_crash_the_parser(
 def test_random_bytes_never_crash_the_framings(blob: bytes) -> None:
     split_length_prefixed(blob)
     SoupFramer().feed(blob)
-    ItchParser(MIDNIGHT).parse(blob, 1)
+    ItchParser().parse(blob, MIDNIGHT)
     try:
         packet = parse_mold_packet(blob)
     except ValueError:

@@ -25,6 +25,8 @@ from marketinfra.kafka import ConfigValue
 from marketinfra.settings import KafkaSettings
 from tests.support import ListSink
 
+READ_NS = 1_618_677_810_300_000_000  # just after the tickers' time, 2021-04-17T16:43:30.244Z
+
 
 def _ticker(product: str, price: str, time: str = "2021-04-17T16:43:30.244075Z") -> bytes:
     return (
@@ -37,7 +39,7 @@ def test_pipeline_numbers_ticks_per_instrument_and_keys_them() -> None:
     sink = ListSink()
     pipeline = FeedPipeline(CoinbaseParser(), sink, "fh-1")
     for product, price in [("BTC-USD", "1"), ("ETH-USD", "2"), ("BTC-USD", "3")]:
-        pipeline.on_frame(_ticker(product, price), 42)
+        pipeline.on_frame(_ticker(product, price), READ_NS)
     decoded = [(key, PriceUpdate.FromString(value)) for key, value in sink.records]
     assert [(k, u.feed_sequence, u.last_micros) for k, u in decoded] == [
         (b"COINBASE|BTC-USD", 1, 1_000_000),
@@ -45,7 +47,7 @@ def test_pipeline_numbers_ticks_per_instrument_and_keys_them() -> None:
         (b"COINBASE|BTC-USD", 2, 3_000_000),
     ]
     assert {u.feed_handler_id for _, u in decoded} == {"fh-1"}
-    assert {u.received_time_ns for _, u in decoded} == {42}
+    assert {u.received_time_ns for _, u in decoded} == {READ_NS}
     assert pipeline.counters.ticks == 3
 
 
@@ -232,16 +234,16 @@ async def test_replay_as_fast_as_possible_keeps_recorded_times_and_resets_on_con
     sink = ListSink()
     pipeline = FeedPipeline(CoinbaseParser(), sink, "replay.x")
     lines = [
-        b"wss://ws-feed.pro.coinbase.com <-> 1.0\n",
-        b"5.000000001: " + _ticker("BTC-USD", "1") + b"\n",
+        b"wss://ws-feed.pro.coinbase.com <-> 1618677800.0\n",
+        b"1618677810.300000001: " + _ticker("BTC-USD", "1") + b"\n",
         b"not a frame\n",
-        b"wss://ws-feed.pro.coinbase.com <-> 9.0\n",
-        b"10.5: " + _ticker("BTC-USD", "2") + b"\n",
+        b"wss://ws-feed.pro.coinbase.com <-> 1618677811.0\n",
+        b"1618677812.5: " + _ticker("BTC-USD", "2") + b"\n",
     ]
     stats = await replay_capture(map(parse_capture_line, lines), pipeline, ReplayPace(0))
     assert (stats.frames, stats.connects) == (2, 2)
     received = [PriceUpdate.FromString(v).received_time_ns for _, v in sink.records]
-    assert received == [5_000_000_001, 10_500_000_000]
+    assert received == [1_618_677_810_300_000_001, 1_618_677_812_500_000_000]
 
 
 # --- configuration and CLI ---------------------------------------------------------------

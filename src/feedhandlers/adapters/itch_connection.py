@@ -41,8 +41,12 @@ class SoupFeedConnection(ReconnectingConnection):
         username: str = "",
         password: str = "",
         random_unit: Callable[[], float] = random.random,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``wall_ns``: the receipt clock (Unix ns), which dates each message (injected in
+        tests that cross a midnight)."""
         super().__init__(pipeline, settings, random_unit=random_unit)
+        self.wall_ns = wall_ns
         self.venue = "itch"
         self.host, self.port = host, port
         self.username, self.password = username, password
@@ -78,6 +82,7 @@ class SoupFeedConnection(ReconnectingConnection):
     async def _read(self, reader: asyncio.StreamReader) -> str:
         framer = SoupFramer()
         on_frame = self.pipeline.on_frame
+        wall_ns = self.wall_ns
         while True:
             try:
                 data = await asyncio.wait_for(
@@ -91,7 +96,7 @@ class SoupFeedConnection(ReconnectingConnection):
             self.last_frame_monotonic = time.monotonic()
             for kind, payload in framer.feed(data):
                 if kind == schema.SOUP_SEQUENCED:
-                    on_frame(payload, time.time_ns())
+                    on_frame(payload, wall_ns())
                     self.next_sequence += 1
                 elif kind == schema.SOUP_LOGIN_ACCEPTED:
                     self.session = payload[:10].decode("ascii", "replace").strip()
@@ -122,7 +127,15 @@ class _MoldProtocol(asyncio.DatagramProtocol):
 class MoldReceiver:
     """Reads MoldUDP64 datagrams on ``(host, port)`` into the pipeline until cancelled."""
 
-    def __init__(self, host: str, port: int, pipeline: FeedPipeline) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        pipeline: FeedPipeline,
+        *,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.wall_ns = wall_ns  # the receipt clock, which dates each message
         self.venue = "itch"
         self.host, self.port = host, port
         self.pipeline = pipeline
@@ -147,7 +160,7 @@ class MoldReceiver:
         if gap is not None:
             self.pipeline.counters.gaps += 1
             log.warning("mold_gap", venue=self.venue, first_missing=gap[0], missing=gap[1])
-        now_ns = time.time_ns()
+        now_ns = self.wall_ns()
         for message in messages:
             self.pipeline.on_frame(message, now_ns)
         if packet.end_of_session:

@@ -16,8 +16,9 @@ import contextlib
 import random
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -78,7 +79,15 @@ class _Stock:
 class ItchFeed:
     """The market and its message history (SoupBinTCP serves any part of it again)."""
 
-    def __init__(self, symbols: list[str], *, seed: int = 7) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        *,
+        seed: int = 7,
+        now: Callable[[], datetime] = lambda: datetime.now(tz=_NEW_YORK),
+    ) -> None:
+        """``now``: the venue's clock (aware), whose time of day stamps every message."""
+        self._now = now
         self._random = random.Random(seed)
         self._next_ref = 1
         self._match = 1
@@ -94,12 +103,13 @@ class ItchFeed:
             self.history.append(stock_directory(stock.locate, stock.symbol, nanos))
             self._requote(stock, nanos)
 
-    @staticmethod
-    def _nanos() -> int:
-        """Nanoseconds since midnight, New York time (ITCH's time base)."""
-        now = datetime.now(tz=_NEW_YORK)
+    def _nanos(self) -> int:
+        """Nanoseconds since midnight, New York time (ITCH's time base): elapsed time, so the
+        days DST starts or ends count 23 or 25 hours."""
+        now = self._now().astimezone(_NEW_YORK)
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return (now - midnight) // timedelta(microseconds=1) * 1000
+        elapsed = now.astimezone(UTC) - midnight.astimezone(UTC)
+        return elapsed // timedelta(microseconds=1) * 1000
 
     def _ref(self) -> int:
         self._next_ref += 1

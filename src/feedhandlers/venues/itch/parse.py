@@ -1,4 +1,4 @@
-"""ITCH 5.0 bytes -> ticks. Pure: no I/O, no clock (receive time and session date passed in).
+"""ITCH 5.0 bytes -> ticks. Pure: no I/O, no clock (the receive time is passed in).
 
 ``ItchParser.parse`` takes one message (no framing). Per stock (by Stock Locate) it keeps
 every displayed order and a price-level book built from them:
@@ -13,8 +13,11 @@ every displayed order and a price-level book built from them:
   those executions since the start of the feed, exact when the feed starts at the start
   of the session (NASDAQ's daily files, a MoldUDP64 session read from sequence 1).
 - A tick is emitted when a stock's top of book changes or it trades.
-- event time: ``midnight_ns`` (the session date's midnight, US Eastern, in Unix ns) plus
-  the message's nanoseconds since midnight.
+- event time: the message's nanoseconds since midnight (US Eastern) on the day its receipt
+  time says (``marketcore.trading_calendar.TimeOfDayClock``: the latest such instant not after
+  the receipt, allowing the venue's clock 5 min ahead of ours), so every message is dated on
+  its own, across midnight, DST changes and restarts. A replayed file passes receipt times on
+  its session's day (``replay.itch_file_records``). A stamp of a day or more is malformed.
 
 Framings (pure as well): ``split_length_prefixed`` for files, ``SoupFramer`` for
 SoupBinTCP, ``parse_mold_packet`` and ``MoldSequence`` (gap detection) for MoldUDP64.
@@ -23,24 +26,19 @@ SoupBinTCP, ``parse_mold_packet`` and ``MoldSequence`` (gap detection) for MoldU
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 
 from feedhandlers.parsing import FrameKind, FrameResult, malformed
 from feedhandlers.venues.itch import schema
 from marketcore.fixed_point import scaled_to_micros
 from marketcore.normalization import InstrumentState, Rejection, RejectReason
 from marketcore.order_book import BOOK_DECIMALS, OrderBook, TopOfBook
-from marketcore.trading_calendar import venue_time_zone
+from marketcore.trading_calendar import TimeOfDayClock
 
 _PRICE_TO_BOOK = 10 ** (BOOK_DECIMALS - schema.PRICE_DECIMALS)
 _SHARE_TO_BOOK = 10**BOOK_DECIMALS
 _MICROS = 1_000_000
-
-
-def session_midnight_ns(session_date: date, exchange: str = schema.EXCHANGE) -> int:
-    """Unix ns of midnight of ``session_date`` in the venue's time zone (ITCH time base)."""
-    midnight = datetime.combine(session_date, time(0), tzinfo=venue_time_zone(exchange))
-    return int(midnight.timestamp()) * 1_000_000_000
+# Nanoseconds since midnight stop short of a day (25 h: the day DST ends has 25 hours).
+MAX_STAMP_NS = 25 * 3600 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -60,11 +58,9 @@ class _Stock:
 
 
 class ItchParser:
-    def __init__(
-        self, midnight_ns: int, exchange: str = schema.EXCHANGE, symbols: set[str] | None = None
-    ) -> None:
+    def __init__(self, exchange: str = schema.EXCHANGE, symbols: set[str] | None = None) -> None:
         """``symbols``: publish only these (ITCH carries every stock); None: all."""
-        self._midnight_ns = midnight_ns
+        self._clock = TimeOfDayClock(exchange)
         self._exchange = exchange
         self._wanted = symbols
         self._stocks: dict[int, _Stock] = {}
@@ -101,7 +97,10 @@ class ItchParser:
         if length is None or len(message) != length:
             return malformed(f"type {kind!r} with {len(message)} bytes")
         _, locate, _, stamp = schema.HEADER.unpack_from(message)
-        event_ns = self._midnight_ns + int.from_bytes(stamp, "big")
+        since_midnight_ns = int.from_bytes(stamp, "big")
+        if since_midnight_ns >= MAX_STAMP_NS:
+            return malformed(f"type {kind!r} stamped {since_midnight_ns} ns after midnight")
+        event_ns = self._clock.event_ns(since_midnight_ns, received_ns)
         body = message[schema.HEADER_BYTES :]
         if kind == b"R":
             return self._on_directory(locate, body)
