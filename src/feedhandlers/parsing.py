@@ -23,6 +23,7 @@ class FrameKind(StrEnum):
     HEARTBEAT = "heartbeat"  # the venue's keep-alive
     CONTROL = "control"  # subscription acknowledgements, status, info
     IGNORED = "ignored"  # a well-formed message of a kind we do not use
+    DUPLICATE = "duplicate"  # a sequenced message seen before (a retransmission): dropped
     MALFORMED = "malformed"
     VENUE_ERROR = "venue_error"
 

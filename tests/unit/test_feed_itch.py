@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedhandlers.adapters.itch_connection import MoldReceiver
 from feedhandlers.parsing import FrameKind, FrameResult
+from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.venues.itch import schema
 from feedhandlers.venues.itch.parse import (
     ItchParser,
@@ -23,6 +25,7 @@ from feedhandlers.venues.itch.parse import (
 from marketcore.normalization import RejectReason
 from marketcore.ticks import Tick, check_tick
 from marketcore.trading_calendar import venue_midnight_ns
+from tests.support import ListSink
 
 SAMPLE = Path(__file__).parents[1] / "data" / "itch" / "ex20101224.TEST_ITCH_50.gz"
 MIDNIGHT = venue_midnight_ns("NASDAQ", date(2010, 12, 24))
@@ -191,8 +194,44 @@ def test_mold_gaps_are_reported_and_duplicates_dropped(messages: list[bytes]) ->
     fresh, gap = sequence.accept(parse_mold_packet(_mold(7, messages[6:9])))  # 7 again
     assert (fresh, gap) == (messages[7:9], None)
     assert (sequence.expected, sequence.gaps, sequence.missing) == (10, 1, 2)
+    assert sequence.duplicates == 1
     end = parse_mold_packet(schema.MOLD_HEADER.pack(b"SESSION001", 10, 0xFFFF))
     assert end.end_of_session
+
+
+def test_mold_heartbeats_are_counted_and_report_a_gap_they_reveal() -> None:
+    # MoldUDP64 1.00: a heartbeat is a packet of 0 messages carrying the next expected number
+    sequence = MoldSequence()
+    assert sequence.accept(parse_mold_packet(_mold(1, []))) == ([], None)
+    assert sequence.accept(parse_mold_packet(_mold(4, []))) == ([], (1, 3))  # 1..3 were lost
+    assert (sequence.heartbeats, sequence.gaps, sequence.duplicates) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("count", [0, 2, 0xFFFF])
+def test_mold_sequence_number_zero_is_refused_not_taken_for_a_retransmission(count: int) -> None:
+    # messages are numbered from 1; 0 names no message and no next one
+    payloads = [b"x", b"y"] if count == 2 else []
+    datagram = schema.MOLD_HEADER.pack(b"SESSION001", 0, count) + b"".join(
+        len(p).to_bytes(2, "big") + p for p in payloads
+    )
+    with pytest.raises(ValueError, match="sequence number 0"):
+        parse_mold_packet(datagram)
+
+
+def test_every_mold_packet_is_counted_by_what_it_was(messages: list[bytes]) -> None:
+    sink_pipeline = FeedPipeline(ItchParser(), ListSink(), "fh-mold")
+    receiver = MoldReceiver("127.0.0.1", 0, sink_pipeline, wall_ns=lambda: MIDNIGHT + 10**12)
+    receiver.on_datagram(_mold(1, messages[0:3]))
+    receiver.on_datagram(_mold(2, messages[1:4]))  # 2, 3 again; 4 is new
+    receiver.on_datagram(_mold(5, []))  # a heartbeat
+    receiver.on_datagram(schema.MOLD_HEADER.pack(b"SESSION001", 0, 1) + b"\x00\x01x")
+    frames = sink_pipeline.counters.frames
+    assert frames[FrameKind.DUPLICATE] == 2
+    assert frames[FrameKind.HEARTBEAT] == 1
+    assert frames[FrameKind.MALFORMED] == 1
+    assert sink_pipeline.counters.rejected[RejectReason.MALFORMED] == 1
+    assert sum(frames[kind] for kind in FrameKind if kind not in (
+        FrameKind.DUPLICATE, FrameKind.HEARTBEAT, FrameKind.MALFORMED)) == 4  # fmt: skip
 
 
 def test_a_short_mold_datagram_is_an_error() -> None:

@@ -6,6 +6,10 @@ heartbeat every second; no packet for ``silence_timeout_s`` closes the connectio
 
 MoldUDP64: bind a UDP port, read datagrams, keep the messages in sequence order, drop
 duplicates, and report gaps (``gaps``, ``missing``; metric ``feedhandler_gaps_total``).
+Every packet is counted in ``feedhandler_messages_received_total{kind}``: its new messages by
+what they are, messages seen before as ``duplicate``, heartbeats as ``heartbeat``, and
+packets that break the specification (sequence number 0, lengths that do not add up) as
+``malformed``.
 Nothing is retransmitted here: a book touched by lost messages may be wrong until the
 orders concerned are gone, which is why the gap is reported.
 """
@@ -22,6 +26,7 @@ from collections.abc import Callable
 import structlog
 
 from feedhandlers.adapters.reconnecting import ConnectionSettings, ReconnectingConnection
+from feedhandlers.parsing import FrameKind
 from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.venues.itch import schema
 from feedhandlers.venues.itch.parse import MoldSequence, SoupFramer, parse_mold_packet
@@ -156,7 +161,14 @@ class MoldReceiver:
         except ValueError as exc:
             self.pipeline.count_malformed(str(exc))
             return
-        messages, gap = self.sequence.accept(packet)
+        sequence = self.sequence
+        duplicates, heartbeats = sequence.duplicates, sequence.heartbeats
+        messages, gap = sequence.accept(packet)
+        frames = self.pipeline.counters.frames
+        if sequence.duplicates != duplicates:
+            frames[FrameKind.DUPLICATE] += sequence.duplicates - duplicates
+        if sequence.heartbeats != heartbeats:
+            frames[FrameKind.HEARTBEAT] += 1
         if gap is not None:
             self.pipeline.counters.gaps += 1
             log.warning("mold_gap", venue=self.venue, first_missing=gap[0], missing=gap[1])

@@ -291,10 +291,19 @@ class MoldPacket:
 
 
 def parse_mold_packet(datagram: bytes) -> MoldPacket:
-    """One MoldUDP64 datagram; raises ValueError when it does not add up."""
+    """One MoldUDP64 datagram; raises ValueError when it does not add up.
+
+    Per the MoldUDP64 1.00 specification the header's sequence number is that of the packet's
+    first message, and messages are numbered from 1; a heartbeat (no messages) and an
+    end-of-session packet (count 0xFFFF) carry the next expected number. Sequence number 0 is
+    therefore not a valid packet (it names no message, nor a next one): refused, so counted
+    as malformed rather than taken for a retransmission."""
     if len(datagram) < schema.MOLD_HEADER.size:
         raise ValueError(f"MoldUDP64 header needs 20 bytes, got {len(datagram)}")
     session, sequence, count = schema.MOLD_HEADER.unpack_from(datagram)
+    if sequence == 0:
+        what = "end of session" if count == schema.MOLD_END_OF_SESSION else f"{count} messages"
+        raise ValueError(f"MoldUDP64 sequence number 0 ({what}): numbers start at 1")
     if count == schema.MOLD_END_OF_SESSION:
         return MoldPacket(session.decode("ascii", "replace"), sequence, [], True)
     messages: list[bytes] = []
@@ -312,15 +321,20 @@ def parse_mold_packet(datagram: bytes) -> MoldPacket:
 
 @dataclass(slots=True)
 class MoldSequence:
-    """Which messages of a MoldUDP64 stream are new; gaps are reported, duplicates dropped."""
+    """Which messages of a MoldUDP64 stream are new; gaps are reported, duplicates dropped and
+    counted, heartbeats (packets without messages) counted."""
 
     expected: int = 1
     gaps: int = 0
     missing: int = 0
+    duplicates: int = 0  # messages seen before (retransmitted, or repeated by the network)
+    heartbeats: int = 0
 
     def accept(self, packet: MoldPacket) -> tuple[list[bytes], tuple[int, int] | None]:
         """(messages not seen before, in order; the gap before them as (first, count) or None)."""
         gap: tuple[int, int] | None = None
+        if not packet.messages and not packet.end_of_session:
+            self.heartbeats += 1
         if packet.sequence > self.expected:
             gap = (self.expected, packet.sequence - self.expected)
             self.gaps += 1
@@ -328,5 +342,6 @@ class MoldSequence:
             self.expected = packet.sequence
         skip = self.expected - packet.sequence  # already seen (a retransmission)
         fresh = packet.messages[skip:] if skip < len(packet.messages) else []
+        self.duplicates += len(packet.messages) - len(fresh)
         self.expected += len(fresh)
         return fresh, gap
