@@ -24,7 +24,7 @@ from rich.table import Table
 
 from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse, QuoteSource
 from gateway import trading_cli
-from gateway.client import GatewayClient
+from gateway.client import GatewayClient, rpc_error_text
 from gateway.config import ClientSettings
 from gateway.errors import GatewayError
 from marketcore.fixed_point import format_micros
@@ -78,13 +78,23 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _client(args: argparse.Namespace) -> GatewayClient:
+def _client_settings(args: argparse.Namespace) -> ClientSettings:
     overrides: dict[str, Any] = {}
     if args.target:
         overrides["target"] = args.target
     if args.insecure:
         overrides["insecure"] = True
-    return GatewayClient.from_settings(ClientSettings(**overrides))
+    return ClientSettings(**overrides)
+
+
+def _client(args: argparse.Namespace) -> GatewayClient:
+    return GatewayClient.from_settings(_client_settings(args))
+
+
+def _given_client_flags(args: argparse.Namespace) -> list[str]:
+    """The connection flags of this command line, to repeat in a command we suggest."""
+    flags = ["--target", args.target] if args.target else []
+    return [*flags, "--insecure"] if args.insecure else flags
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
@@ -137,12 +147,19 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
         return uvloop.run(supervisor.run())
 
 
-def _failed(command: str, exc: grpc.aio.AioRpcError | GatewayError) -> int:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        print(f"mdgw {command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-    else:
-        print(f"mdgw {command}: {exc}", file=sys.stderr)
+def _failed(
+    command: str, exc: grpc.aio.AioRpcError | GatewayError, args: argparse.Namespace | None = None
+) -> int:
+    print(f"mdgw {command}: {_error_text(exc, args)}", file=sys.stderr)
     return 1
+
+
+def _error_text(exc: grpc.aio.AioRpcError | GatewayError, args: argparse.Namespace | None) -> str:
+    """One line: the status and its details, or what to change when TLS did not match."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return str(exc)
+    insecure = args is not None and _client_settings(args).insecure
+    return rpc_error_text(exc, insecure=insecure)
 
 
 # -- quote ------------------------------------------------------------------------------------
@@ -156,7 +173,7 @@ def _run_quote(args: argparse.Namespace) -> int:
     try:
         quote = asyncio.run(fetch())
     except (grpc.aio.AioRpcError, GatewayError) as exc:
-        return _failed("quote", exc)
+        return _failed("quote", exc, args)
     print(format_quote(quote))
     return 0
 
@@ -213,7 +230,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_stream(args, console))
     except (grpc.aio.AioRpcError, GatewayError) as exc:
-        return _failed("stream", exc)
+        return _failed("stream", exc, args)
     return 0
 
 

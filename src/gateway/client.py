@@ -3,7 +3,13 @@
 - Channel: ``round_robin`` over every address the target resolves to (``dns:///name:port``
   spreads calls over replicas), retries for UNAVAILABLE only (never for other codes; a stream
   is retried only before its first message, as gRPC retries work), keepalive pings.
-- Every call has a deadline: ``timeout_s`` for GetQuote, ``stream_timeout_s`` for a stream.
+- Every call has a deadline: ``timeout_s`` for GetQuote and SubmitOrders, ``stream_timeout_s``
+  for a stream.
+- ``submit_orders`` is money-safe: every order carries its id before it is sent, and after
+  DEADLINE_EXCEEDED or UNAVAILABLE (the answer may be lost, not the order) the same orders are
+  sent again, ids and all, with backoff: the gateway answers an order id it already placed
+  with that order's state (``duplicate``), never placing it twice. When every attempt goes
+  unanswered it raises ``OrderOutcomeUnknown`` naming the ids.
 - ``stream_prices`` resubscribes, with backoff, when a stream ends UNAVAILABLE (server
   shutting down, connection aged out) or its deadline passes: each new stream starts again
   with a snapshot and ``stream_sequence`` 1.
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +37,7 @@ from financial.marketdata.v1.prices_pb2 import (
     QuoteResponse,
 )
 from gateway.config import ClientSettings
+from gateway.errors import OrderOutcomeUnknown
 from gateway.security import SERVICE, channel_credentials
 from marketcore.backoff import BackoffPolicy, backoff_delay
 
@@ -51,6 +58,13 @@ SERVICE_CONFIG = {
     ],
 }
 RESUBSCRIBE_ON = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# SubmitOrders is sent again after these: the orders may have been placed and only the answer
+# lost, and a resend with the same order ids is answered, never placed twice.
+RESEND_ORDERS_ON = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+ORDER_ATTEMPTS = 4
+ORDER_RESEND_BACKOFF = BackoffPolicy(base_s=0.5, cap_s=4.0)
+# on_resend(attempt that failed, its error, seconds before the next one)
+ResendHook = Callable[[int, grpc.aio.AioRpcError, float], None]
 ChannelOption = tuple[str, str | int]
 
 
@@ -65,6 +79,36 @@ def channel_options(server_name: str = "") -> list[ChannelOption]:
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     return options
+
+
+def rpc_error_text(exc: grpc.aio.AioRpcError, *, insecure: bool) -> str:
+    """``CODE: details`` of a failed call, or one line saying what to change when the call
+    failed on TLS (gRPC's text is the TLS library's handshake error, with no hint)."""
+    code = exc.code()
+    details = exc.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        text = details.lower()
+        if not insecure and "wrong_version_number" in text:
+            return (
+                "UNAVAILABLE: the gateway does not answer in TLS (is it running with --insecure? "
+                "then pass --insecure here too, or set GATEWAY_CLIENT_INSECURE=true)"
+            )
+        if not insecure and "certificate" in text and "handshake" in text:
+            return (
+                "UNAVAILABLE: the gateway's TLS certificate is not trusted here (set "
+                "GATEWAY_CLIENT_CA_FILE to its CA; `mdgw certs` prints the development one)"
+            )
+        if not insecure and "handshake" in text:
+            return (
+                "UNAVAILABLE: the TLS handshake with the gateway failed (check --insecure and "
+                "the GATEWAY_CLIENT_* TLS files)"
+            )
+        if insecure and "socket closed" in text:
+            return (
+                "UNAVAILABLE: the gateway closed the plaintext connection at once (if it uses "
+                "TLS, leave out --insecure); or it is restarting: try again"
+            )
+    return f"{code.name}: {details}"
 
 
 # LiveTrading metadata: cancel the session's orders when it ends (see service/trading.py).
@@ -143,18 +187,54 @@ class GatewayClient:
         )
 
     async def submit_orders(
-        self, orders: Iterable[OrderRequest], *, timeout_s: float | None = None
+        self,
+        orders: Iterable[OrderRequest],
+        *,
+        timeout_s: float | None = None,
+        attempts: int = ORDER_ATTEMPTS,
+        on_resend: ResendHook | None = None,
     ) -> OrderBatchSummary:
-        """SubmitOrders: one result per order, in order. Safe to retry after UNAVAILABLE or a
-        timeout with the same orders: an order id already placed is answered as a duplicate."""
+        """SubmitOrders: one result per order, in order (an order placed by an earlier attempt
+        comes back with ``duplicate`` set). Each order must carry its ``order_id``: it is what
+        makes sending again safe. After DEADLINE_EXCEEDED or UNAVAILABLE the same orders are
+        sent again, up to ``attempts`` calls in all; ``on_resend`` hears of each resend. Raises
+        ``OrderOutcomeUnknown`` (naming the ids) when no attempt was answered, the AioRpcError
+        for any other status (the gateway refused the call: nothing was placed, except for an
+        INTERNAL or UNKNOWN, whose outcome is unknown too), ValueError for an order without id.
+        """
+        batch = list(orders)
+        missing = [str(n + 1) for n, order in enumerate(batch) if not order.order_id]
+        if missing:
+            raise ValueError(
+                f"order(s) {', '.join(missing)} of the batch have no order_id: set one before "
+                "sending, so that a resend cannot place an order twice"
+            )
+        attempt = 1
+        while True:
+            try:
+                return await self._submit_once(batch, timeout_s or self.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code not in RESEND_ORDERS_ON:
+                    raise
+                if attempt >= attempts:
+                    raise OrderOutcomeUnknown(
+                        [order.order_id for order in batch], code.name, exc.details() or "", attempt
+                    ) from exc
+                delay_s = backoff_delay(attempt, ORDER_RESEND_BACKOFF, random.random())
+                if on_resend is not None:
+                    on_resend(attempt, exc, delay_s)
+            await asyncio.sleep(delay_s)
+            attempt += 1
 
+    async def _submit_once(
+        self, batch: Sequence[OrderRequest], timeout_s: float
+    ) -> OrderBatchSummary:
         async def requests() -> AsyncIterator[OrderRequest]:
-            for order in orders:
+            for order in batch:
                 yield order
 
-        return await self._stub.SubmitOrders(
-            requests(), timeout=timeout_s or self.timeout_s, metadata=self._metadata
-        )
+        return await self._stub.SubmitOrders(requests(), timeout=timeout_s, metadata=self._metadata)
 
     def trading_session(
         self, *, cancel_on_disconnect: bool = False

@@ -5,7 +5,10 @@ GatewayError
  +-- QuoteStoreError         (retriable) Cassandra did not answer a fallback read in time
  +-- FeedError               (retriable) the Kafka feed cannot be read (topic missing, broker down)
  +-- JournalError            the trading log cannot be written or read: trading stops until a
-                             restart rebuilds the orders from the log
+ |                           restart rebuilds the orders from the log
+ +-- OrderOutcomeUnknown     (retriable) a client's SubmitOrders got no answer after every
+                             attempt: the orders may or may not be placed; sending them again
+                             with the same order ids is safe (and says which)
 
 Expected outcomes of requests are not errors: a malformed request is ``core.subscriptions.
 Invalid``, an unknown symbol is ``None`` from a lookup; the service maps them to status codes.
@@ -42,3 +45,21 @@ class FeedError(GatewayError):
 
 class JournalError(GatewayError):
     pass
+
+
+class OrderOutcomeUnknown(GatewayError):
+    retriable: ClassVar[bool] = True
+
+    def __init__(self, order_ids: list[str], code: str, detail: str, attempts: int) -> None:
+        shown = ", ".join(order_ids[:5]) + (
+            f" and {len(order_ids) - 5} more" if len(order_ids) > 5 else ""
+        )
+        super().__init__(
+            f"no answer about order(s) {shown} after {attempts} attempt(s) ({code}: {detail}); "
+            "they may have been placed: send them again with the same order ids to learn their "
+            "state (the gateway places an order id once)"
+        )
+        self.order_ids = order_ids
+        self.code = code
+        self.detail = detail
+        self.attempts = attempts

@@ -11,8 +11,9 @@ and answers with a reject reason.
 
 from __future__ import annotations
 
+import shlex
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
 from financial.marketdata.v1 import common_pb2 as common
@@ -115,6 +116,26 @@ def order_request(
         exchange=exchange,
         time_in_force=tif,
     )
+
+
+def order_command(order: OrderRequest, client_flags: Sequence[str] = ()) -> str:
+    """The ``mdgw order`` command that sends exactly ``order`` again, id included: what a person
+    runs to learn the state of an order whose answer was lost (the gateway answers an id it
+    already placed with the order's state and places nothing)."""
+    side = {common.SIDE_BUY: "buy", common.SIDE_SELL: "sell"}.get(order.side, "buy")
+    words = ["mdgw", "order", side, order.symbol, _quantity(order.quantity_micros)]
+    if order.order_type in (common.ORDER_TYPE_LIMIT, common.ORDER_TYPE_STOP_LIMIT):
+        words += ["--limit", format_micros(order.limit_price_micros)]
+    if order.order_type in (common.ORDER_TYPE_STOP, common.ORDER_TYPE_STOP_LIMIT):
+        words += ["--stop", format_micros(order.stop_price_micros)]
+    if order.exchange:
+        words += ["--exchange", order.exchange]
+    tif = order.time_in_force or common.TIME_IN_FORCE_DAY
+    words += ["--tif", _name(common.TimeInForce.Name, tif, "TIME_IN_FORCE_").lower()]
+    if order.account_id:
+        words += ["--account", order.account_id]
+    words += ["--id", order.order_id, *client_flags]
+    return shlex.join(words)
 
 
 def _positive(text: str, what: str) -> int:

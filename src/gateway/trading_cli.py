@@ -1,7 +1,12 @@
 """``mdgw order`` and ``mdgw trade``: orders from a terminal.
 
-- ``mdgw order buy|sell``: one order through SubmitOrders; exit 0 when it was accepted (any
-  status but REJECTED), 1 when rejected or on a gRPC error, 2 on bad input.
+- ``mdgw order buy|sell``: one order through SubmitOrders. Its order id is chosen (or taken
+  from ``--id``) and printed before anything is sent; when the answer is lost (DEADLINE_EXCEEDED,
+  UNAVAILABLE) the same order is sent again with the same id, which the gateway never places
+  twice, and if no attempt is answered the command says how to learn the order's state (the
+  exact command, id included). Every line about the order starts with its id. Exit 0 when it
+  was accepted (any status but REJECTED), 1 when rejected or refused (not placed), 2 on bad
+  input, 3 when the outcome is unknown.
 - ``mdgw order cancel``: a short LiveTrading session that sends the cancel and waits for the
   answer about that order; exit 0 when it was cancelled.
 - ``mdgw trade``: an interactive LiveTrading session; commands come from stdin (a terminal or a
@@ -27,11 +32,13 @@ from financial.marketdata.v1 import common_pb2 as common
 from financial.marketdata.v1.orders_pb2 import (
     OrderBatchSummary,
     OrderCancelRequest,
+    OrderRequest,
     OrderStatusUpdate,
     TradingMessage,
 )
 from gateway import cli  # a module import: gateway.cli imports this module too
-from gateway.errors import GatewayError
+from gateway.client import ORDER_ATTEMPTS
+from gateway.errors import GatewayError, OrderOutcomeUnknown
 from gateway.order_entry import (
     SESSION_HELP,
     describe_order,
@@ -40,12 +47,27 @@ from gateway.order_entry import (
     format_status,
     is_final,
     is_rejected,
+    order_command,
     order_request,
     parse_command,
 )
 
 TradingCall = grpc.aio.StreamStreamCall[TradingMessage, TradingMessage]
 SETTLE_S = 5.0  # longest wait for the gateway to open (or refuse) a session
+EXIT_UNKNOWN = 3  # mdgw order: no answer; the order may or may not be placed
+# Statuses with which the gateway refuses a call before deciding any order in it.
+NOT_PLACED = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -129,21 +151,55 @@ def _run_order(args: argparse.Namespace) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     request.client_time_ns = time.time_ns()  # the gateway ignores it when matching a resend
+    order_id = request.order_id
+    # the id is known before anything is sent: whatever happens next, it can be asked about
+    print(f"{order_id}  SENDING  {describe_order(request)}", flush=True)
+
+    def resending(attempt: int, exc: grpc.aio.AioRpcError, delay_s: float) -> None:
+        print(
+            f"{order_id}  NO ANSWER  {cli._error_text(exc, args)}; sending the same order again "
+            f"in {delay_s:.1f} s with the same id (attempt {attempt + 1} of {ORDER_ATTEMPTS}; "
+            "the gateway never places an id twice)",
+            flush=True,
+        )
 
     async def send() -> OrderBatchSummary:
         async with cli._client(args) as client:
-            return await client.submit_orders([request])
+            return await client.submit_orders([request], on_resend=resending)
 
     try:
         summary = asyncio.run(send())
-    except (grpc.aio.AioRpcError, GatewayError) as exc:
-        return cli._failed("order", exc)
-    if len(summary.results) != 1:
-        print("mdgw order: the gateway answered without the order's result", file=sys.stderr)
+    except OrderOutcomeUnknown as exc:
+        return _outcome_unknown(args, request, f"{exc.code}: {exc.detail}", exc.attempts)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in NOT_PLACED:  # INTERNAL, UNKNOWN...: it may have been placed
+            return _outcome_unknown(args, request, cli._error_text(exc, args), 1)
+        print(f"mdgw order: {order_id}  NOT PLACED  {cli._error_text(exc, args)}", file=sys.stderr)
         return 1
-    result = summary.results[0]
+    except GatewayError as exc:  # the connection could not be set up (TLS files...)
+        print(f"mdgw order: {order_id}  NOT PLACED  {exc}", file=sys.stderr)
+        return 1
+    results = [result for result in summary.results if result.order_id == order_id]
+    if len(results) != 1:
+        return _outcome_unknown(args, request, "the gateway answered without its result", 1)
+    result = results[0]
     print(format_result(result, request))
     return 1 if is_rejected(result) else 0
+
+
+def _outcome_unknown(
+    args: argparse.Namespace, request: OrderRequest, problem: str, attempts: int
+) -> int:
+    """Say that the order may or may not be placed, and the exact command that finds out."""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    print(
+        f"mdgw order: {request.order_id}  OUTCOME UNKNOWN  no answer{tries} ({problem}); the "
+        "order may have been placed. To learn its state, send it again with the same id (the "
+        f"gateway answers with the order and places nothing twice):\n"
+        f"  {order_command(request, cli._given_client_flags(args))}",
+        file=sys.stderr,
+    )
+    return EXIT_UNKNOWN
 
 
 # -- order cancel -----------------------------------------------------------------------------
@@ -152,8 +208,21 @@ def _run_order(args: argparse.Namespace) -> int:
 def _run_cancel(args: argparse.Namespace) -> int:
     try:
         answer = asyncio.run(_cancel(args))
-    except (grpc.aio.AioRpcError, GatewayError) as exc:
-        return cli._failed("order cancel", exc)
+    except grpc.aio.AioRpcError as exc:
+        problem = cli._error_text(exc, args)
+        if exc.code() in NOT_PLACED:
+            print(f"mdgw order cancel: {args.order_id}  NOT SENT  {problem}", file=sys.stderr)
+        else:
+            print(
+                f"mdgw order cancel: {args.order_id}  CANCEL OUTCOME UNKNOWN  {problem}; run "
+                f"`mdgw order cancel {args.order_id}` again to learn it (a second cancel of a "
+                "cancelled order is refused TOO_LATE_TO_CANCEL, with its status)",
+                file=sys.stderr,
+            )
+        return 1
+    except GatewayError as exc:
+        print(f"mdgw order cancel: {args.order_id}  NOT SENT  {exc}", file=sys.stderr)
+        return 1
     if answer is None:
         print(
             f"mdgw order cancel: no answer about {args.order_id} from the gateway",
@@ -211,10 +280,13 @@ async def _cancel(args: argparse.Namespace) -> TradingMessage | None:
 
 
 def _run_trade(args: argparse.Namespace) -> int:
+    session = _Session()
     try:
-        return asyncio.run(_trade(args))
+        return asyncio.run(_trade(args, session))
     except (grpc.aio.AioRpcError, GatewayError) as exc:
-        return cli._failed("trade", exc)
+        code = cli._failed("trade", exc, args)
+        _print_unsettled(session, args)
+        return code
 
 
 @dataclass
@@ -224,6 +296,7 @@ class _Session:
 
     latest: dict[str, OrderStatusUpdate] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
+    sent: dict[str, OrderRequest] = field(default_factory=dict)  # new orders, by id
 
     def note(self, message: TradingMessage) -> None:
         if message.HasField("status"):
@@ -236,11 +309,10 @@ class _Session:
         return [update for update in self.latest.values() if not is_final(update.status)]
 
 
-async def _trade(args: argparse.Namespace) -> int:
+async def _trade(args: argparse.Namespace, session: _Session) -> int:
     lines = _stdin_lines(asyncio.get_running_loop(), sys.stdin)
     async with cli._client(args) as client:
         call = client.trading_session(cancel_on_disconnect=args.cancel_on_disconnect)
-        session = _Session()
         printer = asyncio.ensure_future(_print_messages(call, session))
         print("trading session open: type help for the commands, quit to leave", file=sys.stderr)
         try:
@@ -310,6 +382,7 @@ async def _send(call: TradingCall, command: TradingMessage, session: _Session) -
         order = command.new_order
         order.client_time_ns = time.time_ns()
         session.placed.append(order.order_id)
+        session.sent[order.order_id] = order
         print(f"{order.order_id}  SENDING  {describe_order(order)}", flush=True)
     else:
         print(f"{command.cancel.order_id}  CANCELLING", flush=True)
@@ -363,6 +436,28 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, stream: TextIO) -> asyncio.Que
 
     threading.Thread(target=read, name="mdgw-trade-stdin", daemon=True).start()
     return queue
+
+
+def _print_unsettled(session: _Session, args: argparse.Namespace) -> None:
+    """After a session broke: each order it sent that is not known to be final, by id, with its
+    last known state, and the command that tells its state now."""
+    unsettled = [
+        (order_id, session.latest.get(order_id))
+        for order_id in session.sent
+        if order_id not in session.latest or not is_final(session.latest[order_id].status)
+    ]
+    if not unsettled:
+        return
+    print(
+        f"mdgw trade: {len(unsettled)} order(s) sent in this session without a final answer; "
+        "to learn the state of one, send it again with its id (the gateway places nothing twice):",
+        file=sys.stderr,
+    )
+    flags = cli._given_client_flags(args)
+    for order_id, known in unsettled:
+        state = format_status(known) if known is not None else f"{order_id}  OUTCOME UNKNOWN"
+        print(f"  {state}", file=sys.stderr)
+        print(f"    {order_command(session.sent[order_id], flags)}", file=sys.stderr)
 
 
 def _print_pending(session: _Session, *, cancel_on_disconnect: bool) -> None:

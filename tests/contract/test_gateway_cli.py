@@ -10,10 +10,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse
 from gateway import app, cli
+from gateway.client import rpc_error_text
 from gateway.config import GatewaySettings
 from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
 from gateway.market import MarketData
@@ -128,3 +130,56 @@ async def test_gateway_with_bad_configuration_exits_with_one_clear_line() -> Non
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     assert [entry["event"] for entry in lines] == ["gateway_config_invalid"]
     assert "loopback only" in lines[0]["problems"]
+
+
+# -- a TLS mismatch is one line that says what to change ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "insecure", "hint"),
+    [
+        (
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50051: "
+            "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:100000f7:SSL "
+            "routines:OPENSSL_internal:WRONG_VERSION_NUMBER: Invalid certificate verification "
+            "context: OK",
+            False,
+            "pass --insecure here too",
+        ),
+        (
+            "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:50051: "
+            "Socket closed",
+            True,
+            "leave out --insecure",
+        ),
+    ],
+)
+def test_a_tls_mismatch_gives_a_hint_not_the_handshake_error(
+    details: str, insecure: bool, hint: str
+) -> None:
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+    )
+    text = rpc_error_text(error, insecure=insecure)
+    assert hint in text
+    assert "SSL_ERROR" not in text
+    assert "ipv4" not in text
+    assert "\n" not in text
+
+
+async def test_mdgw_quote_without_insecure_against_a_plaintext_gateway_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    monkeypatch.delenv("GATEWAY_CLIENT_INSECURE", raising=False)
+    try:
+        args = _parser().parse_args(["quote", "AAPL", "--target", f"127.0.0.1:{port}"])
+        assert await asyncio.to_thread(args.handler, args) == 1
+    finally:
+        await server.stop(0)
+    err = capsys.readouterr().err
+    assert err.startswith("mdgw quote: UNAVAILABLE: the gateway does not answer in TLS")
+    assert "--insecure" in err
+    assert "SSL_ERROR" not in err

@@ -60,9 +60,12 @@ async def test_a_limit_order_is_accepted(
 ) -> None:
     argv = ["order", "buy", "BTC-USD", "1", "--limit", "99.50", "--id", "o-1", "--tif", "GTC"]
     assert await _run(argv) == 0
-    assert _lines(capsys.readouterr().out, "o-1") == ["o-1  NEW  buy 1 BTC-USD limit 99.50 GTC"]
+    assert _lines(capsys.readouterr().out, "o-1") == [
+        "o-1  SENDING  buy 1 BTC-USD limit 99.50 GTC",  # the id is known before it is sent
+        "o-1  NEW  buy 1 BTC-USD limit 99.50 GTC",
+    ]
     assert await _run(argv) == 0  # the same order again: answered, not placed twice
-    assert "duplicate" in _lines(capsys.readouterr().out, "o-1")[0]
+    assert "duplicate" in _lines(capsys.readouterr().out, "o-1")[1]
     placed = [
         OrderStatusUpdate.FromString(record.value) for record in served.records("orders.lifecycle")
     ]
@@ -75,14 +78,17 @@ async def test_a_market_order_fills(
     served: TradingServed, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await _run(["order", "sell", "BTC-USD", "0.5", "--id", "m-1"]) == 0
-    assert _lines(capsys.readouterr().out, "m-1") == ["m-1  FILLED  sell 0.5 BTC-USD at market DAY"]
+    assert _lines(capsys.readouterr().out, "m-1") == [
+        "m-1  SENDING  sell 0.5 BTC-USD at market DAY",
+        "m-1  FILLED  sell 0.5 BTC-USD at market DAY",
+    ]
 
 
 async def test_a_rejected_order_exits_1_and_says_why(
     served: TradingServed, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await _run(["order", "buy", "BTC-USD", "1", "--limit", "150", "--id", "r-1"]) == 1
-    [line] = _lines(capsys.readouterr().out, "r-1")
+    _, line = _lines(capsys.readouterr().out, "r-1")
     assert line.startswith("r-1  REJECTED  buy 1 BTC-USD limit 150.00 DAY  PRICE_OUT_OF_BAND: ")
 
 
@@ -117,8 +123,10 @@ async def test_a_grpc_error_is_one_line_and_exit_1(
     served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", VIEWER)  # market data only
-    assert await _run(["order", "buy", "BTC-USD", "1", "--limit", "99"]) == 1
-    assert capsys.readouterr().err.startswith("mdgw order: PERMISSION_DENIED: ")
+    assert await _run(["order", "buy", "BTC-USD", "1", "--limit", "99", "--id", "p-1"]) == 1
+    assert capsys.readouterr().err == (
+        "mdgw order: p-1  NOT PLACED  PERMISSION_DENIED: not permitted for this account\n"
+    )
 
 
 # -- mdgw order cancel ------------------------------------------------------------------------
@@ -150,7 +158,9 @@ async def test_a_refused_cancel_session_is_one_line_and_exit_1(
 ) -> None:
     monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", VIEWER)
     assert await _run(["order", "cancel", "c-1"]) == 1
-    assert capsys.readouterr().err.startswith("mdgw order cancel: PERMISSION_DENIED: ")
+    assert capsys.readouterr().err.startswith(
+        "mdgw order cancel: c-1  NOT SENT  PERMISSION_DENIED: "
+    )
 
 
 # -- mdgw trade -------------------------------------------------------------------------------
@@ -235,3 +245,18 @@ async def test_a_session_refused_by_the_gateway_exits_1(
     monkeypatch.setattr(sys, "stdin", io.StringIO("buy BTC-USD 1 limit 99\n"))
     assert await _run(["trade"]) == 1
     assert "mdgw trade: PERMISSION_DENIED: " in capsys.readouterr().err
+
+
+async def test_a_session_that_breaks_names_each_unsettled_order_and_how_to_check(
+    served: TradingServed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.log.failing = True  # the trading log cannot be written: the session ends UNAVAILABLE
+    monkeypatch.setattr(sys, "stdin", io.StringIO("buy BTC-USD 1 limit 99 id u-1\n"))
+    assert await _run(["trade"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("trading session open")
+    err = err[1:]
+    assert err[0].startswith("mdgw trade: UNAVAILABLE: the trading log cannot be written")
+    assert err[1].startswith("mdgw trade: 1 order(s) sent in this session without a final answer")
+    assert err[2] == "  u-1  OUTCOME UNKNOWN"
+    assert err[3] == "    mdgw order buy BTC-USD 1 --limit 99.00 --tif day --id u-1"

@@ -3,10 +3,13 @@ trading log: the wire contract, status codes, sessions and the records made."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 
 from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v1 import services_pb2_grpc
 from financial.marketdata.v1.orders_pb2 import (
     OrderCancelRequest,
     OrderRequest,
@@ -59,9 +62,17 @@ async def test_submit_orders_answers_each_order_and_records_each_change() -> Non
 async def test_a_malformed_order_refuses_the_whole_batch() -> None:
     async with trading_gateway() as served:
         served.feed.push([tick(100, 101)])
+        # past the client, which refuses to send an order without an id
+        stub = services_pb2_grpc.MarketDataServiceStub(served.client(ALICE).channel)
+        batch = [order("ok-1", "buy", 1, limit=100), OrderRequest(order_id="", symbol="X")]
+
+        async def requests() -> AsyncIterator[OrderRequest]:
+            for request in batch:
+                yield request
+
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await served.client(ALICE).submit_orders(
-                [order("ok-1", "buy", 1, limit=100), OrderRequest(order_id="", symbol="X")]
+            await stub.SubmitOrders(
+                requests(), timeout=5, metadata=(("authorization", f"Bearer {ALICE}"),)
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "order 2 of the batch" in (caught.value.details() or "")
