@@ -35,7 +35,13 @@ from gateway.core.ports import Feed, QuoteStore
 from gateway.core.subscriptions import SubscriptionLimits
 from gateway.errors import GatewayError
 from gateway.market import MarketData
-from gateway.security import SERVICE, RelayedCallers, TokenTable, server_credentials
+from gateway.security import (
+    SERVICE,
+    RelayedCallers,
+    TokenTable,
+    parse_tokens,
+    server_credentials,
+)
 from gateway.service.interceptors import CallInterceptor
 from gateway.service.market_data import MarketDataServicer, TradingHandlers, add_to_server
 from gateway.service.trading import TradingService
@@ -78,7 +84,7 @@ def server_options(settings: GatewaySettings) -> list[tuple[str, int]]:
 
 def token_table(settings: GatewaySettings) -> TokenTable:
     text = settings.auth_tokens.get_secret_value()
-    table = TokenTable.parse(text, required=bool(text.strip()) or not settings.insecure)
+    table = parse_tokens(text, required=bool(text.strip()) or not settings.insecure)
     if not table.required:
         log.warning("auth_disabled", reason="insecure mode and no GATEWAY_AUTH_TOKENS")
     return table

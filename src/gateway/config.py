@@ -3,27 +3,18 @@ plus the shared KAFKA_/CASSANDRA_/LOG_/METRICS_. Built once in ``main()`` and pa
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marketinfra.grpc_security import is_loopback
 from marketinfra.settings import CommonSettings
 from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TICKS_RAW, TRADES_EXECUTED
 
 _MIB = 1024 * 1024
 DEFAULT_PORT = 50051
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class GatewaySettings(CommonSettings):

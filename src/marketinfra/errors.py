@@ -6,6 +6,7 @@ InfraError
  +-- TopicApplyError            a topic could not be created or altered
  +-- SchemaApplyError           a CQL statement of cql/ failed
  +-- NotSetUpError              a keyspace or topic a service needs does not exist
+ +-- SecurityConfigError        a token table or TLS file that cannot be used
 """
 
 from __future__ import annotations
@@ -49,3 +50,7 @@ class SchemaApplyError(InfraError):
 
 class NotSetUpError(InfraError):
     """Raised at start-up, with the command that fixes it."""
+
+
+class SecurityConfigError(InfraError):
+    """A token table or TLS file that cannot be used (one line, never a token)."""

@@ -6,7 +6,8 @@ import json
 
 from gateway.app import server_options, token_table
 from gateway.client import SERVICE_CONFIG, channel_options
-from gateway.config import ClientSettings, GatewaySettings, is_loopback
+from gateway.config import ClientSettings, GatewaySettings
+from marketinfra.grpc_security import is_loopback
 
 
 def test_server_options_carry_keepalive_connection_age_and_message_limits() -> None:

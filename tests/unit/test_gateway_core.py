@@ -23,7 +23,7 @@ from gateway.core.subscriptions import (
 )
 from gateway.core.updates import FeedUpdate, day_price_micros
 from gateway.errors import ConfigError
-from gateway.security import DEV_ACCOUNT, Account, AuthFailure, Permission, TokenTable
+from gateway.security import DEV_ACCOUNT, Account, AuthFailure, Permission, parse_tokens
 from gateway.service import convert
 from marketcore.instruments import InstrumentKey
 from marketcore.ticks import Tick
@@ -378,7 +378,7 @@ TRADE = "/financial.marketdata.v1.MarketDataService/SubmitOrders"
 
 
 def test_token_table_maps_bearer_tokens_to_accounts_and_permissions() -> None:
-    table = TokenTable.parse(json.dumps({TOKEN: {"account": "a1"}}))
+    table = parse_tokens(json.dumps({TOKEN: {"account": "a1"}}))
     bearer = {"authorization": f"Bearer {TOKEN}"}
     assert table.authenticate(METHOD, bearer) == Account("a1", frozenset({Permission.MARKET_DATA}))
     assert table.authenticate(TRADE, bearer) == AuthFailure.FORBIDDEN
@@ -389,7 +389,7 @@ def test_token_table_maps_bearer_tokens_to_accounts_and_permissions() -> None:
 
 
 def test_without_tokens_in_insecure_mode_everyone_is_the_dev_account() -> None:
-    table = TokenTable.parse("", required=False)
+    table = parse_tokens("", required=False)
     assert table.authenticate(TRADE, {}) == DEV_ACCOUNT
 
 
@@ -405,5 +405,5 @@ def test_without_tokens_in_insecure_mode_everyone_is_the_dev_account() -> None:
 )
 def test_bad_token_config_is_a_clear_error_without_the_token(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
-        TokenTable.parse(text)
+        parse_tokens(text)
     assert TOKEN not in str(caught.value)

@@ -24,15 +24,11 @@ import structlog
 
 from gateway import metrics
 from gateway.security import CURRENT_ACCOUNT, Account, Authenticator, AuthFailure
+from marketinfra.grpc_security import REFUSALS
 
 log = structlog.get_logger(__name__)
 Behaviour = Callable[..., Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-_REFUSALS = {
-    AuthFailure.MISSING: (grpc.StatusCode.UNAUTHENTICATED, "missing bearer token"),
-    AuthFailure.INVALID: (grpc.StatusCode.UNAUTHENTICATED, "invalid token"),
-    AuthFailure.FORBIDDEN: (grpc.StatusCode.PERMISSION_DENIED, "not permitted for this account"),
-}
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -96,7 +92,7 @@ class _Call:
         outcome = self.tokens.authenticate(self.method, metadata)
         if isinstance(outcome, AuthFailure):
             metrics.AUTH_FAILURES.labels(outcome.value).inc()
-            code, detail = _REFUSALS[outcome]
+            code, detail = REFUSALS[outcome]
             await context.abort(code, detail)
         if isinstance(outcome, Account):
             structlog.contextvars.bind_contextvars(account=outcome.account_id)

@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError, Message
 
 from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
 from financial.marketdata.v1.prices_pb2 import PriceSubscription, QuoteRequest, QuoteResponse
@@ -36,9 +35,9 @@ from gateway.errors import QuoteStoreError
 from gateway.market import MarketData
 from gateway.security import SERVICE
 from gateway.service import convert
+from marketinfra.grpc_security import lenient
 
 log = structlog.get_logger(__name__)
-MessageT = TypeVar("MessageT", bound=Message)
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 # Updates taken from the outbox per round; the rest stay conflatable meanwhile.
 TAKE_PER_ROUND = 64
@@ -349,19 +348,6 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 # -- registration -----------------------------------------------------------------------------
 
 
-def _lenient(message_type: type[MessageT]) -> Callable[[bytes], MessageT | None]:
-    """A request deserializer that turns undecodable bytes into None (the handler answers
-    INVALID_ARGUMENT) instead of gRPC's INTERNAL."""
-
-    def deserialize(data: bytes) -> MessageT | None:
-        try:
-            return message_type.FromString(data)
-        except DecodeError:
-            return None
-
-    return deserialize
-
-
 def _already_encoded(data: bytes) -> bytes:
     return data
 
@@ -372,19 +358,19 @@ def add_to_server(servicer: MarketDataServicer, server: grpc.aio.Server) -> None
     undecodable requests reach the handlers as None."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "StreamPrices": grpc.unary_stream_rpc_method_handler(
-            servicer.StreamPrices, _lenient(PriceSubscription), _already_encoded
+            servicer.StreamPrices, lenient(PriceSubscription), _already_encoded
         ),
         "StreamPriceBatches": grpc.unary_stream_rpc_method_handler(
-            servicer.StreamPriceBatches, _lenient(PriceSubscription), _already_encoded
+            servicer.StreamPriceBatches, lenient(PriceSubscription), _already_encoded
         ),
         "GetQuote": grpc.unary_unary_rpc_method_handler(
-            servicer.GetQuote, _lenient(QuoteRequest), QuoteResponse.SerializeToString
+            servicer.GetQuote, lenient(QuoteRequest), QuoteResponse.SerializeToString
         ),
         "SubmitOrders": grpc.stream_unary_rpc_method_handler(
-            servicer.SubmitOrders, _lenient(OrderRequest), OrderBatchSummary.SerializeToString
+            servicer.SubmitOrders, lenient(OrderRequest), OrderBatchSummary.SerializeToString
         ),
         "LiveTrading": grpc.stream_stream_rpc_method_handler(
-            servicer.LiveTrading, _lenient(TradingMessage), TradingMessage.SerializeToString
+            servicer.LiveTrading, lenient(TradingMessage), TradingMessage.SerializeToString
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
