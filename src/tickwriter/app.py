@@ -16,14 +16,16 @@ import structlog
 from cassandra.cluster import Cluster
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
+from pydantic import ValidationError
 
-from financial.marketdata.v1 import services_pb2, services_pb2_grpc
 from marketcore.backoff import BackoffPolicy
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError
+from marketinfra.grpc_security import TokenTable, server_credentials
 from marketinfra.kafka import make_admin, make_consumer, make_producer, require_topics
 from marketinfra.logging import configure_logging
 from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.settings import LogSettings
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
 from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.adapters.repository import CassandraRowWriter
@@ -31,7 +33,16 @@ from tickwriter.batching import FlushPolicy
 from tickwriter.config import TickWriterSettings
 from tickwriter.decode import decode_order_event, decode_tick, decode_trade
 from tickwriter.pipeline import CommitTimer, Decoder, TickPipeline
-from tickwriter.service import BindRpcContext, ReportUnexpectedErrors, TickWriterServicer
+from tickwriter.ports import RowWriter
+from tickwriter.service import (
+    METHOD_PERMISSIONS,
+    SERVICE,
+    WRITE_TICKS,
+    BindRpcContext,
+    GuardCalls,
+    TickWriterServicer,
+    add_to_server,
+)
 
 log = structlog.get_logger(__name__)
 _DECODERS: Mapping[str, Decoder] = {
@@ -40,7 +51,7 @@ _DECODERS: Mapping[str, Decoder] = {
     "orders": decode_order_event,
 }
 GRPC_GRACE_S = 10.0
-SERVICE_NAME = services_pb2.DESCRIPTOR.services_by_name["TickWriterService"].full_name
+SERVICE_NAME = SERVICE
 HealthServicer = health_aio.HealthServicer
 
 
@@ -94,6 +105,50 @@ def build(settings: TickWriterSettings) -> TickWriter:
     return TickWriter(settings, cluster, writer, pipeline)
 
 
+def token_table(settings: TickWriterSettings) -> TokenTable:
+    """``TICKWRITER_AUTH_TOKENS``; empty in insecure mode: every caller may write."""
+    text = settings.auth_tokens.get_secret_value()
+    table = TokenTable.parse(
+        text,
+        setting="TICKWRITER_AUTH_TOKENS",
+        permissions=[WRITE_TICKS],
+        default_permissions=[WRITE_TICKS],
+        method_permissions=METHOD_PERMISSIONS,
+        required=bool(text.strip()) or not settings.grpc_insecure,
+    )
+    if not table.required:
+        log.warning("auth_disabled", reason="insecure mode and no TICKWRITER_AUTH_TOKENS")
+    return table
+
+
+def grpc_server(
+    settings: TickWriterSettings, writer: RowWriter, health: health_aio.HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    """TickWriterService and health on ``grpc_address:grpc_port``, as the settings say (TLS
+    and tokens, or loopback plaintext): the server, not started, and its port. Raises
+    SecurityConfigError for a token table or TLS file that cannot be used, InfraError when the
+    address cannot be bound."""
+    problem = settings.grpc_problem()
+    if problem is not None:
+        raise ValueError(problem)
+    server = grpc.aio.server(interceptors=[BindRpcContext(), GuardCalls(token_table(settings))])
+    add_to_server(TickWriterServicer(writer), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    address = f"{settings.grpc_address}:{settings.grpc_port}"
+    if settings.grpc_insecure:
+        port = server.add_insecure_port(address)
+    else:
+        assert settings.tls_cert_file is not None  # grpc_problem() requires both
+        assert settings.tls_key_file is not None
+        credentials = server_credentials(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        port = server.add_secure_port(address, credentials)
+    if port == 0:
+        raise InfraError(f"cannot listen on {address} (in use, or not an address here)")
+    return server, port
+
+
 async def serve(app: TickWriter) -> int:
     settings = app.settings
     stop = asyncio.Event()
@@ -106,17 +161,21 @@ async def serve(app: TickWriter) -> int:
     server: grpc.aio.Server | None = None
     health = HealthServicer()
     if settings.grpc_port:
-        server = grpc.aio.server(interceptors=[BindRpcContext(), ReportUnexpectedErrors()])
-        services_pb2_grpc.add_TickWriterServiceServicer_to_server(
-            TickWriterServicer(app.writer), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        address = f"{settings.grpc_address}:{settings.grpc_port}"
-        server.add_insecure_port(address)
+        try:
+            server, port = grpc_server(settings, app.writer, health)
+        except (InfraError, ValueError) as exc:
+            log.error("tickwriter_grpc_start_failed", error=str(exc))  # noqa: TRY400 - one line
+            app.pipeline.stop()
+            await asyncio.to_thread(worker.join)
+            app.cluster.shutdown()
+            return 1
         await server.start()
         for service in ("", SERVICE_NAME):
             await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("tickwriter_grpc_serving", address=address)
+        tls = "off" if settings.grpc_insecure else (
+            "mutual" if settings.tls_client_ca_file else "on"
+        )  # fmt: skip
+        log.info("tickwriter_grpc_serving", address=settings.grpc_address, port=port, tls=tls)
 
     while not stop.is_set() and worker.is_alive():
         try:
@@ -133,9 +192,18 @@ async def serve(app: TickWriter) -> int:
     return 1 if app.pipeline.crashed is not None else 0
 
 
-def main() -> int:
-    settings = TickWriterSettings()
+def main(overrides: Mapping[str, Any] | None = None) -> int:
+    try:
+        settings = TickWriterSettings(**(overrides or {}))
+    except ValidationError as exc:
+        configure_logging(LogSettings())
+        log.error("tickwriter_config_invalid", problems=str(exc))  # noqa: TRY400 - no traceback
+        return 2
     configure_logging(settings.log)
+    problem = settings.grpc_problem()
+    if problem is not None:  # before connecting to anything: one line, exit 2
+        log.error("tickwriter_config_invalid", problems=problem)
+        return 2
     start_metrics_endpoint(settings.metrics)
     try:
         app = build(settings)

@@ -17,6 +17,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     run = subparsers.add_parser(
         "tickwriter", help="run the tick writer (Kafka -> Cassandra, TickWriterService)"
     )
+    run.add_argument(
+        "--insecure",
+        action="store_true",
+        help="TickWriterService in plaintext on loopback (dev only); default: TLS and tokens",
+    )
     run.set_defaults(handler=_run)
 
     replay = subparsers.add_parser(
@@ -41,10 +46,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     dlq_replay.set_defaults(handler=_run_dlq_replay)
 
 
-def _run(_args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from tickwriter.app import main  # imported here: the other commands need no Cassandra
 
-    return main()
+    return main({"grpc_insecure": True} if args.insecure else None)
 
 
 def _run_replay(args: argparse.Namespace) -> int:

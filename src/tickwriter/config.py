@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from marketinfra.grpc_security import is_loopback
 from marketinfra.settings import CommonSettings
 from marketinfra.topics import ORDERS_LIFECYCLE, TICKS_DLQ, TICKS_RAW, TRADES_EXECUTED
 
@@ -39,9 +42,18 @@ class TickWriterSettings(CommonSettings):
     stats_interval_ms: int = Field(default=1000, ge=0)
     retry_base_s: float = Field(default=0.2, gt=0)
     retry_cap_s: float = Field(default=5.0, gt=0)
-    # TickWriterService (internal gRPC); port 0 turns it off.
+    # TickWriterService (internal gRPC); port 0 turns it off. Callers are checked as the
+    # gateway checks them: TLS (mutual with a client CA) and bearer tokens, or plaintext on
+    # loopback only (grpc_insecure, `mdgw tickwriter --insecure`) for local development.
     grpc_address: str = "127.0.0.1"
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+    grpc_insecure: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # JSON object: token -> {"account": "...", "permissions": ["write_ticks"]}. Empty is
+    # allowed only in insecure mode (every caller may then write).
+    auth_tokens: SecretStr = SecretStr("")
 
     @field_validator("consume")
     @classmethod
@@ -51,6 +63,29 @@ class TickWriterSettings(CommonSettings):
         if unknown or not kinds:
             raise ValueError(f"kinds are {', '.join(_KINDS)} (comma-separated), got {value!r}")
         return value
+
+    def grpc_problem(self) -> str | None:
+        """Why TickWriterService cannot be served as configured, or None (checked at start:
+        the replay commands share these settings but serve nothing)."""
+        if not self.grpc_port:
+            return None
+        if self.grpc_insecure:
+            if not is_loopback(self.grpc_address):
+                return (
+                    "TICKWRITER_GRPC_INSECURE listens on loopback only; "
+                    f"TICKWRITER_GRPC_ADDRESS={self.grpc_address}"
+                )
+            return None
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return (
+                "TickWriterService needs TICKWRITER_TLS_CERT_FILE and TICKWRITER_TLS_KEY_FILE "
+                "(`mdgw certs` makes development ones), or TICKWRITER_GRPC_INSECURE=true "
+                "(`mdgw tickwriter --insecure`) for loopback-only plaintext, or "
+                "TICKWRITER_GRPC_PORT=0 to serve none"
+            )
+        if not self.auth_tokens.get_secret_value():
+            return "TICKWRITER_AUTH_TOKENS is empty: no client could authenticate"
+        return None
 
     def consumed_topics(self) -> dict[str, str]:
         """Topic name -> kind ("ticks", "trades", "orders") for the kinds this process consumes."""

@@ -25,3 +25,6 @@ SECONDS_BEHIND = Gauge(
     "tickwriter_seconds_behind_newest", "Now minus the timestamp of the newest written record"
 )
 PAUSED = Gauge("tickwriter_consumption_paused", "1 while consumption is paused (Cassandra down)")
+AUTH_FAILURES = Counter(
+    "tickwriter_auth_failures_total", "TickWriterService calls refused: no or bad token", ["reason"]
+)

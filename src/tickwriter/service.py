@@ -1,9 +1,14 @@
 """TickWriterService: synchronous writes for internal callers that need an acknowledgement.
 
 Uses the same validation, row building and writer as the Kafka path. Invalid input is
-INVALID_ARGUMENT (nothing of the call is written); Cassandra down is UNAVAILABLE (safe to retry:
-rows are idempotent and bars merge). An unexpected error is logged with its traceback and
-answered INTERNAL, with no detail for the client (``ReportUnexpectedErrors``).
+INVALID_ARGUMENT (nothing of the call is written): bytes that are not the request message, a
+string longer than the limits below, or a tick the rules refuse. Cassandra down is UNAVAILABLE
+(safe to retry: rows are idempotent and bars merge). An unexpected error is logged with its
+traceback and answered INTERNAL, with no detail for the client (``GuardCalls``).
+
+Callers are checked as the gateway checks them (``marketinfra.grpc_security``): a bearer token
+with the ``write_ticks`` permission on every call (UNAUTHENTICATED, PERMISSION_DENIED), over
+TLS or mutual TLS; plaintext only on loopback (``TickWriterSettings.grpc_problem``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v1 import services_pb2, services_pb2_grpc
 from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
 from financial.marketdata.v1.services_pb2 import WriteAck
+from marketinfra.grpc_security import REFUSALS, Authenticator, AuthFailure, lenient
+from tickwriter import metrics
 from tickwriter.daily_bars import fold
 from tickwriter.decode import validated_tick_row
 from tickwriter.errors import RecordRejected, WriteFailed
@@ -25,7 +32,14 @@ from tickwriter.ports import RowWriter
 from tickwriter.rows import TickRow
 
 log = structlog.get_logger(__name__)
+SERVICE: str = services_pb2.DESCRIPTOR.services_by_name["TickWriterService"].full_name
+WRITE_TICKS = "write_ticks"  # the permission both RPCs need
+METHOD_PERMISSIONS = {f"/{SERVICE}/WriteTick": WRITE_TICKS, f"/{SERVICE}/WriteBatch": WRITE_TICKS}
 MAX_BATCH_TICKS = 10_000
+# Identifiers as the feed handlers write them are short; anything longer is refused before it
+# reaches Cassandra (whose driver fails on strings over 64 KiB with an error no retry fixes).
+MAX_IDENTIFIER_CHARS = 64  # exchange, symbol, venue_symbol
+MAX_FEED_HANDLER_ID_CHARS = 256
 
 
 class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
@@ -33,14 +47,20 @@ class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
         self._writer = writer
 
     async def WriteTick(
-        self, request: PriceUpdate, context: grpc.aio.ServicerContext[PriceUpdate, WriteAck]
+        self,
+        request: PriceUpdate | None,
+        context: grpc.aio.ServicerContext[PriceUpdate, WriteAck],
     ) -> WriteAck:
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a PriceUpdate")
         rows = await self._validate(context, [request])
         return await self._write(context, rows)
 
     async def WriteBatch(
-        self, request: TickBatch, context: grpc.aio.ServicerContext[TickBatch, WriteAck]
+        self, request: TickBatch | None, context: grpc.aio.ServicerContext[TickBatch, WriteAck]
     ) -> WriteAck:
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a TickBatch")
         if not request.ticks:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "batch has no ticks")
         if len(request.ticks) > MAX_BATCH_TICKS:
@@ -55,10 +75,13 @@ class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
     ) -> list[TickRow]:
         rows = []
         for index, tick in enumerate(ticks):
+            where = f"tick {index}: " if len(ticks) > 1 else ""
+            problem = _oversized(tick)
+            if problem is not None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{problem}")
             try:
                 rows.append(validated_tick_row(tick, tick.SerializeToString()))
             except RecordRejected as exc:
-                where = f"tick {index}: " if len(ticks) > 1 else ""
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{exc}")
         return rows
 
@@ -76,6 +99,35 @@ class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
         return WriteAck(
             success=True, write_latency_us=round(elapsed_s * 1e6), rows_written=len(rows)
         )
+
+
+def _oversized(tick: PriceUpdate) -> str | None:
+    """Which string of ``tick`` is longer than its limit (its length, not its text)."""
+    for name, value, limit in (
+        ("exchange", tick.exchange, MAX_IDENTIFIER_CHARS),
+        ("symbol", tick.symbol, MAX_IDENTIFIER_CHARS),
+        ("venue_symbol", tick.venue_symbol, MAX_IDENTIFIER_CHARS),
+        ("feed_handler_id", tick.feed_handler_id, MAX_FEED_HANDLER_ID_CHARS),
+    ):
+        if len(value) > limit:
+            return f"{name} is {len(value)} characters; at most {limit}"
+    return None
+
+
+def add_to_server(servicer: TickWriterServicer, server: grpc.aio.Server) -> None:
+    """Register like the generated ``add_TickWriterServiceServicer_to_server``, except that
+    bytes that are not the request reach the handlers as None (INVALID_ARGUMENT), not as
+    gRPC's UNKNOWN naming a Python exception."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "WriteTick": grpc.unary_unary_rpc_method_handler(
+            servicer.WriteTick, lenient(PriceUpdate), WriteAck.SerializeToString
+        ),
+        "WriteBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.WriteBatch, lenient(TickBatch), WriteAck.SerializeToString
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
 
 
 # grpc-stubs type handler behaviours as plain callables; on a grpc.aio server they are coroutines.
@@ -100,9 +152,14 @@ class BindRpcContext(grpc.aio.ServerInterceptor):
         return await continuation(handler_call_details)
 
 
-class ReportUnexpectedErrors(grpc.aio.ServerInterceptor):
-    """The one place an unexpected exception of a unary RPC is logged (with its traceback) and
-    turned into INTERNAL. Statuses set on purpose (context.abort) pass through untouched."""
+class GuardCalls(grpc.aio.ServerInterceptor):
+    """Per unary call: the caller is authenticated first (``tokens``; None: anyone, for tests
+    of the handlers alone), then the one place an unexpected exception is logged (with its
+    traceback) and turned into INTERNAL. Statuses set on purpose (context.abort) pass through
+    untouched."""
+
+    def __init__(self, tokens: Authenticator | None) -> None:
+        self._tokens = tokens
 
     async def intercept_service(
         self,
@@ -115,8 +172,17 @@ class ReportUnexpectedErrors(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         behavior = cast(_Behavior, handler.unary_unary)
+        method = handler_call_details.method
+        tokens = self._tokens
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if tokens is not None:
+                outcome = tokens.authenticate(method, dict(context.invocation_metadata() or ()))
+                if isinstance(outcome, AuthFailure):
+                    metrics.AUTH_FAILURES.labels(outcome.value).inc()
+                    await context.abort(*REFUSALS[outcome])
+                if outcome is not None:
+                    structlog.contextvars.bind_contextvars(account=outcome.account_id)
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:

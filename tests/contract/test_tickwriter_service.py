@@ -16,7 +16,7 @@ from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
 from tickwriter.daily_bars import DailyBar
 from tickwriter.errors import WriteFailed
 from tickwriter.rows import Row, TickRow
-from tickwriter.service import BindRpcContext, ReportUnexpectedErrors, TickWriterServicer
+from tickwriter.service import BindRpcContext, GuardCalls, TickWriterServicer, add_to_server
 
 EVENT_NS = 1_763_800_000_000_000_000
 
@@ -41,16 +41,21 @@ def writer() -> FakeWriter:
 
 
 @pytest.fixture
-async def stub(writer: FakeWriter) -> AsyncIterator[services_pb2_grpc.TickWriterServiceStub]:
-    server = grpc.aio.server(interceptors=[BindRpcContext(), ReportUnexpectedErrors()])
-    services_pb2_grpc.add_TickWriterServiceServicer_to_server(TickWriterServicer(writer), server)
+async def channel(writer: FakeWriter) -> AsyncIterator[grpc.aio.Channel]:
+    server = grpc.aio.server(interceptors=[BindRpcContext(), GuardCalls(None)])
+    add_to_server(TickWriterServicer(writer), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield services_pb2_grpc.TickWriterServiceStub(channel)
+            yield channel
     finally:
         await server.stop(0)
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> services_pb2_grpc.TickWriterServiceStub:
+    return services_pb2_grpc.TickWriterServiceStub(channel)
 
 
 def tick(symbol: str = "AAPL", sequence: int = 1, **fields: object) -> PriceUpdate:
@@ -159,3 +164,43 @@ async def test_every_log_line_of_a_call_carries_the_rpc_and_request_id(
         "rpc": "/financial.marketdata.v1.TickWriterService/WriteTick",
         "request_id": "req-42",
     }
+
+
+@pytest.mark.parametrize("call", ["WriteTick", "WriteBatch"])
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\xff\x01"])
+async def test_bytes_that_are_not_the_request_are_invalid_argument(
+    channel: grpc.aio.Channel, writer: FakeWriter, call: str, garbage: bytes
+) -> None:
+    raw = channel.unary_unary(f"/financial.marketdata.v1.TickWriterService/{call}")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(garbage, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() in ("not a PriceUpdate", "not a TickBatch")
+    assert writer.calls == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        ({"symbol": "A" * 500_000}, "symbol is 500000 characters; at most 64"),
+        ({"exchange": "X" * 65}, "exchange is 65 characters; at most 64"),
+        ({"venue_symbol": "v" * 70_000}, "venue_symbol is 70000 characters"),
+        ({"feed_handler_id": "f" * 257}, "feed_handler_id is 257 characters; at most 256"),
+    ],
+)
+async def test_an_oversized_string_is_invalid_argument_not_internal(
+    stub: services_pb2_grpc.TickWriterServiceStub,
+    writer: FakeWriter,
+    fields: dict[str, str],
+    detail: str,
+) -> None:
+    for call, message in (
+        ("WriteTick", tick(**fields)),
+        ("WriteBatch", TickBatch(ticks=[tick(), tick(**fields)])),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await getattr(stub, call)(message, timeout=10)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert detail in (caught.value.details() or "")
+        assert len(caught.value.details() or "") < 200  # the length, never the string
+    assert writer.calls == []

@@ -248,6 +248,7 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         "TICKWRITER_GROUP_INSTANCE_ID": f"{settings.group_id}-0",
         "TICKWRITER_CONSUME": "ticks",
         "TICKWRITER_GRPC_PORT": "0",
+        "TICKWRITER_GRPC_INSECURE": "true",  # plaintext on loopback, as in development
         # small batches so the kill lands between flushes as well as inside one
         "TICKWRITER_FLUSH_MAX_RECORDS": "50",
     }
