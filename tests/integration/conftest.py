@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from marketinfra.cassandra import connect
 from marketinfra.kafka import make_admin
 from marketinfra.schema import apply_schema
 from marketinfra.settings import CassandraSettings, KafkaSettings
-from tests.integration.support import require_server
+from tests.integration.support import create_topics_and_wait, require_server
 
 _HINT = "start it with `mdgw infra up`, or run only unit tests with -m 'not integration'"
 
@@ -86,11 +86,8 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[Callable[[int], str]]:
 
     def factory(partitions: int) -> str:
         name = f"test.{uuid.uuid4().hex[:12]}"
-        futures = kafka_admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
-        )
-        futures[name].result(timeout=10)
         created.append(name)
+        create_topics_and_wait(kafka_admin, [name], partitions)  # usable, not just created
         return name
 
     yield factory

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def tcp_reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -22,6 +23,36 @@ def require_server(name: str, address: str, hint: str) -> None:
     host, _, port = address.rpartition(":")
     if not tcp_reachable(host or "127.0.0.1", int(port)):
         pytest.fail(f"{name} is not reachable at {address}: {hint}", pytrace=False)
+
+
+def create_topics_and_wait(
+    admin: AdminClient, names: Sequence[str], partitions: int, timeout_s: float = 60.0
+) -> None:
+    """Create topics and return once the broker's metadata shows every partition of each with a
+    leader: a created topic is not usable at once (consumers assigned to it before that get
+    "Unknown topic or partition"), and on a busy machine the gap is seconds, not milliseconds.
+    ``timeout_s`` is a guard against a stuck broker, far above any normal wait."""
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    )
+    for future in futures.values():
+        future.result(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting:
+        for name in sorted(waiting):
+            topic = admin.list_topics(name, timeout=timeout_s).topics.get(name)
+            if (
+                topic is not None
+                and topic.error is None
+                and len(topic.partitions) == partitions
+                and all(p.error is None and p.leader >= 0 for p in topic.partitions.values())
+            ):
+                waiting.discard(name)
+        if waiting and time.monotonic() > deadline:
+            pytest.fail(f"topics {sorted(waiting)} had no leaders after {timeout_s}s", False)
+        if waiting:
+            time.sleep(0.05)
 
 
 def flush_or_fail(producer: Producer, bootstrap: str, timeout_s: float = 10.0) -> None:

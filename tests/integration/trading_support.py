@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate, PositionUpdate
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
@@ -27,7 +27,7 @@ from marketcore.trading.model import Touch
 from marketinfra.kafka import make_consumer, make_producer
 from marketinfra.settings import KafkaSettings
 from tests.contract.trading_support import TOKENS, micros
-from tests.integration.support import flush_or_fail
+from tests.integration.support import create_topics_and_wait, flush_or_fail
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,8 @@ class Event:
 
 
 def create_topics(admin: AdminClient, names: Sequence[str], partitions: int = 4) -> None:
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-    )
-    for future in futures.values():
-        future.result(timeout=15)
+    """Create the test's topics and wait until they can be used (leaders elected)."""
+    create_topics_and_wait(admin, names, partitions)
 
 
 def read_committed(settings: KafkaSettings, topic: str, timeout_s: float = 15.0) -> list[Event]:
