@@ -120,14 +120,15 @@ class MemoryTradingLog:
         self.stopped = False
 
     def read_state(self, timeout_s: float) -> RecoveredState:
-        orders: dict[str, OrderStatusUpdate] = {}
+        orders: dict[tuple[str, str], OrderStatusUpdate] = {}
         positions: dict[tuple[str, str], PositionUpdate] = {}
         for record in self.records:
             if record.topic == self._topics.orders:
                 update = OrderStatusUpdate.FromString(record.value)
-                current = orders.get(update.order_id)
+                key = (update.account_id, update.order_id)
+                current = orders.get(key)
                 if current is None or update.event_sequence > current.event_sequence:
-                    orders[update.order_id] = update
+                    orders[key] = update
             elif record.topic == self._topics.positions:
                 position = PositionUpdate.FromString(record.value)
                 key = (position.account_id, position.symbol)

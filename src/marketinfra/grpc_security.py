@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +37,8 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 AUTHORIZATION = "authorization"
 BEARER = "bearer "
 MIN_TOKEN_CHARS = 16
+# Account ids name partitions and keys downstream (event_store "ACCOUNT/ORDER_ID"): short, plain.
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MessageT = TypeVar("MessageT", bound=Message)
 
 
@@ -128,6 +131,10 @@ class TokenTable:
             if not isinstance(entry, dict) or not isinstance(entry.get("account"), str):
                 raise SecurityConfigError(
                     f'{where}: expected {{"account": "...", "permissions": [...]}}'
+                )
+            if not ACCOUNT_ID.match(entry["account"]):
+                raise SecurityConfigError(
+                    f"{where}: an account id is 1 to 64 letters, digits, '.', '_' or '-'"
                 )
             names: Any = entry.get("permissions", list(default_permissions))
             if not isinstance(names, list) or not all(name in permissions for name in names):

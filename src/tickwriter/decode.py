@@ -65,13 +65,20 @@ def decode_trade(payload: bytes | None) -> TradeRow:
     )
 
 
+def order_entity_id(account_id: str, order_id: str) -> str:
+    """An order's ``event_store`` entity: ``ACCOUNT/ORDER_ID``, since order ids are per account
+    (two accounts' "o-1" are two orders). Account ids never hold "/" (the token tables refuse
+    it), so the first "/" splits them. A record without an account keeps the bare id."""
+    return f"{account_id}/{order_id}" if account_id else order_id
+
+
 def decode_order_event(payload: bytes | None) -> OrderEventRow:
     update = _parse(OrderStatusUpdate, payload)
     if not update.order_id or update.event_sequence == 0:
         raise RecordRejected("invalid_order_event", "order_id and event_sequence are required")
     return OrderEventRow(
         entity_type="order",
-        entity_id=update.order_id,
+        entity_id=order_entity_id(update.account_id, update.order_id),
         event_sequence=update.event_sequence,
         event_time=utc_datetime(update.event_time_ns),
         event_type=OrderStatus.Name(update.status),

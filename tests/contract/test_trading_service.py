@@ -107,23 +107,31 @@ async def test_a_session_hears_its_orders_in_order_and_cancels() -> None:
         assert await call.code() == grpc.StatusCode.OK
 
 
-async def test_another_account_cannot_cancel_or_reuse_an_order_id() -> None:
+async def test_order_ids_are_per_account_and_another_account_learns_nothing() -> None:
     async with trading_gateway() as served:
         served.feed.push([tick(100, 101)])
         await served.client(ALICE).submit_orders([order("mine-1", "buy", 1, limit=99)])
         call = served.client(BOB).trading_session()
-        await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="mine-1")))
-        seen = await read_until(call, lambda m: m.HasField("reject"))
-        assert seen[-1].reject.reject_reason == common.REJECT_REASON_PERMISSION_DENIED
-        assert seen[-1].reject.order_status == common.ORDER_STATUS_UNSPECIFIED
-        await call.write(TradingMessage(new_order=order("mine-1", "buy", 1, limit=99)))
-        seen = await read_until(call, lambda m: m.HasField("reject"))
-        assert seen[-1].reject.reject_reason == common.REJECT_REASON_DUPLICATE_ORDER_ID
+        refusals = []
+        for order_id in ("mine-1", "never-used-1"):  # alice's id, and an id nobody used
+            await call.write(TradingMessage(cancel=OrderCancelRequest(order_id=order_id)))
+            seen = await read_until(call, lambda m: m.HasField("reject"))
+            refusals.append(seen[-1].reject)
+        assert [r.reject_reason for r in refusals] == [common.REJECT_REASON_UNKNOWN_ORDER] * 2
+        assert refusals[0].text == refusals[1].text  # nothing tells the two apart
+        assert refusals[0].order_status == refusals[1].order_status
+        await call.write(TradingMessage(new_order=order("mine-1", "buy", 1, limit=98)))
+        seen = await read_until(call, lambda m: m.HasField("status"))
+        assert (seen[-1].status.order_id, seen[-1].status.account_id) == ("mine-1", "bob")
+        assert seen[-1].status.status == common.ORDER_STATUS_NEW  # bob's own order
         await call.done_writing()
         summary = await served.client(BOB).submit_orders(
             [order("bob-1", "buy", 1, limit=99, account_id="alice")]
         )
         assert summary.results[0].reject_reason == common.REJECT_REASON_PERMISSION_DENIED
+        again = await served.client(ALICE).submit_orders([order("mine-1", "buy", 1, limit=99)])
+        assert again.results[0].duplicate  # alice's order is untouched by bob's
+        assert again.results[0].status == common.ORDER_STATUS_NEW
 
 
 async def test_a_market_data_only_token_cannot_trade() -> None:

@@ -221,7 +221,7 @@ def test_trades_and_order_events_are_stored_once_even_when_sent_twice(
         )
         history = cassandra_session.execute(
             "SELECT event_sequence, event_type FROM event_store "
-            "WHERE entity_type = 'order' AND entity_id = 'ord-1'"
+            "WHERE entity_type = 'order' AND entity_id = 'ACC-TW/ord-1'"  # ids are per account
         )
         return sorted(row.execution_id for row in trades), [row.event_sequence for row in history]
 

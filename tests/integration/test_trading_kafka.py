@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import pytest
 from confluent_kafka.admin import AdminClient
 
@@ -20,6 +19,7 @@ from financial.marketdata.v1 import common_pb2 as common
 from financial.marketdata.v1.orders_pb2 import OrderCancelRequest, TradingMessage
 from gateway import app
 from gateway.client import GatewayClient
+from gateway.errors import OrderOutcomeUnknown
 from gateway.trading.convert import TradingTopics
 from marketinfra.settings import KafkaSettings
 from tests.contract.trading_support import ALICE, BOB, micros, order, read_until
@@ -398,11 +398,13 @@ async def test_disconnect_cancels_or_keeps_orders_as_the_session_asked(
     manager = harness.gateway.trading.desk.manager
 
     def dropped() -> bool:
-        found = manager.order("drop-1")
+        found = manager.order("alice", "drop-1")
         return found is not None and not found.is_working
 
     await harness.until(dropped, "drop-1 was not cancelled on disconnect")
-    assert manager.order("keep-1").is_working
+    kept = manager.order("alice", "keep-1")
+    assert kept is not None
+    assert kept.is_working
     await harness.until(
         lambda: ("drop-1", common.ORDER_STATUS_CANCELLED, 2) in _statuses(harness.events("orders")),
         "the cancel on disconnect was not recorded",
@@ -478,10 +480,12 @@ async def test_a_new_owner_fences_the_old_one(harness: TradingHarness) -> None:
     assert old is not None
     assert old.trading is not None
     async with GatewayClient(f"127.0.0.1:{old.port}", token=ALICE, timeout_s=10) as stale:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(OrderOutcomeUnknown) as caught:
             await stale.submit_orders(
-                [order("fenced-1", "buy", 1, limit=99, exchange=exchange, symbol=SYMBOL)]
+                [order("fenced-1", "buy", 1, limit=99, exchange=exchange, symbol=SYMBOL)],
+                attempts=1,  # the client would resend; one answer is what this test is about
             )
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.code == "UNAVAILABLE"
+    assert caught.value.order_ids == ["fenced-1"]
     assert "fenced-1" not in {e.message.order_id for e in harness.events("orders")}
     await app.stop(old)

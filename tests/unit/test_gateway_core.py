@@ -401,6 +401,8 @@ def test_without_tokens_in_insecure_mode_everyone_is_the_dev_account() -> None:
         (json.dumps({"short": {"account": "a"}}), "at least 16"),
         (json.dumps({TOKEN: {"acct": "a"}}), "expected"),
         (json.dumps({TOKEN: {"account": "a", "permissions": ["admin"]}}), "unknown permission"),
+        (json.dumps({TOKEN: {"account": "desk/1"}}), "an account id is"),
+        (json.dumps({TOKEN: {"account": ""}}), "an account id is"),
     ],
 )
 def test_bad_token_config_is_a_clear_error_without_the_token(text: str, message: str) -> None:

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate
 from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.ticks import Tick
 from marketcore.trading_calendar import trade_date_text
@@ -160,3 +161,16 @@ def test_remembered_trade_date_at_new_york_midnight_and_dst_changes(utc: datetim
     assert tick_trade_date("NASDAQ", boundary_ns - 1) != tick_trade_date("NASDAQ", boundary_ns) or (
         utc.hour in (6, 7)  # a DST change is not a date change
     )
+
+
+def test_order_events_of_two_accounts_with_one_order_id_are_two_entities() -> None:
+    # order ids are per account: alice's and bob's "o-1" must not share an event_store partition
+    alice, bob = (
+        decode_order_event(
+            OrderStatusUpdate(order_id="o-1", account_id=account, event_sequence=1)
+            .SerializeToString()
+        )
+        for account in ("alice", "bob")
+    )  # fmt: skip
+    assert (alice.entity_type, alice.entity_id) == ("order", "alice/o-1")
+    assert bob.partition == ("order", "bob/o-1")

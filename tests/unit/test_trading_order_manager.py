@@ -181,11 +181,34 @@ def test_the_same_id_for_a_different_order_is_refused() -> None:
         RejectReason.DUPLICATE_ORDER_ID,
         OrderStatus.NEW,
     )
-    # another account using the id learns nothing about the order
-    other = book.submit(spec("d", account="bob"), "bob", FRIDAY_MIDDAY)
-    assert isinstance(other, RequestRefused)
-    assert other.rejection.reason is RejectReason.DUPLICATE_ORDER_ID
-    assert other.order_status is None
+
+
+def test_order_ids_are_per_account_so_no_account_can_probe_anothers() -> None:
+    book = quoted()
+    alices = submit(book, spec("d", order_type=OrderType.LIMIT, limit=90 * M))
+    # bob's "d" is bob's own order: placed, whatever alice's "d" is
+    bobs = submit(book, spec("d", account="bob", order_type=OrderType.LIMIT, limit=91 * M))
+    assert not bobs.duplicate
+    assert bobs.order.ref == ("bob", "d")
+    assert book.order("alice", "d") == alices.order
+    # a cancel of an id bob never used reads the same whether alice used it or not
+    used = book.cancel("x", "bob", FRIDAY_MIDDAY)
+    submit(book, spec("x", order_type=OrderType.LIMIT, limit=90 * M))
+    used_by_alice = book.cancel("x", "bob", FRIDAY_MIDDAY)
+    assert isinstance(used, RequestRefused)
+    assert isinstance(used_by_alice, RequestRefused)
+    assert used_by_alice.rejection == used.rejection
+    assert used_by_alice.rejection.reason is RejectReason.UNKNOWN_ORDER
+    assert used_by_alice.order_status is used.order_status is None
+    # bob's cancel of "d" ends bob's order, not alice's
+    cancelled = book.cancel("d", "bob", FRIDAY_MIDDAY)
+    assert isinstance(cancelled, list)
+    assert [event.order.ref for event in cancelled if isinstance(event, OrderChanged)] == [
+        ("bob", "d")
+    ]
+    alices_now = book.order("alice", "d")
+    assert alices_now is not None
+    assert alices_now.is_working
 
 
 def test_accounts_place_and_cancel_only_their_own_orders() -> None:
@@ -195,13 +218,16 @@ def test_accounts_place_and_cancel_only_their_own_orders() -> None:
     assert impostor.rejection.reason is RejectReason.PERMISSION_DENIED
     assert len(book) == 0
     submit(book, spec("a", order_type=OrderType.LIMIT, limit=90 * M))
-    refused = book.cancel("a", "bob", FRIDAY_MIDDAY)
+    refused = book.cancel("a", "bob", FRIDAY_MIDDAY)  # bob has no order "a"
     assert isinstance(refused, RequestRefused)
     assert (refused.request, refused.rejection.reason, refused.order_status) == (
         RequestKind.CANCEL,
-        RejectReason.PERMISSION_DENIED,
+        RejectReason.UNKNOWN_ORDER,
         None,
     )
+    naming_alice = book.cancel("a", "bob", FRIDAY_MIDDAY, account_id="alice")
+    assert isinstance(naming_alice, RequestRefused)
+    assert naming_alice.rejection.reason is RejectReason.PERMISSION_DENIED
     assert book.working_orders("bob") == []
     assert len(book.working_orders("alice")) == 1
 
@@ -237,7 +263,7 @@ def test_a_venue_refusal_with_no_change_is_too_late() -> None:
     book = OrderManager(venue, REFERENCE, RiskLimits(price_band_bps=2_000))
     book.on_tick(NASDAQ_AAPL, QUOTE, FRIDAY_MIDDAY)
     placed = submit(book, spec("v", order_type=OrderType.LIMIT, limit=90 * M))
-    venue.cancel("v")  # the venue no longer works it, and its report is not in yet
+    venue.cancel(("alice", "v"))  # the venue no longer works it, and its report is not in yet
     refused = book.cancel("v", "alice", FRIDAY_MIDDAY)
     assert isinstance(refused, RequestRefused)
     assert refused.rejection.reason is RejectReason.TOO_LATE_TO_CANCEL
@@ -247,8 +273,10 @@ def test_a_venue_refusal_with_no_change_is_too_late() -> None:
 def test_reports_for_orders_that_are_not_working_change_nothing() -> None:
     book = quoted()
     submit(book, spec("f"))
-    assert book.on_venue_reports([Filled("f", 101 * M, M), Filled("ghost", M, M)], 0) == []
-    assert book.on_venue_reports([Ended("f", OrderStatus.CANCELLED, "late")], 0) == []
+    filled = Filled(("alice", "f"), 101 * M, M)
+    assert book.on_venue_reports([filled, Filled(("alice", "ghost"), M, M)], 0) == []
+    assert book.on_venue_reports([Ended(("alice", "f"), OrderStatus.CANCELLED, "late")], 0) == []
+    assert book.on_venue_reports([Filled(("bob", "f"), 101 * M, M)], 0) == []  # bob has no "f"
 
 
 def test_ioc_remainder_is_cancelled_on_arrival() -> None:
@@ -336,7 +364,7 @@ def test_restore_puts_working_orders_back_to_work() -> None:
     book = quoted(Touch(99 * M, 101 * M, 0, 40 * M))
     submit(book, spec("p", order_type=OrderType.LIMIT, limit=100 * M))  # rests
     submit(book, spec("f"))  # fills 40 of 100 against the displayed size
-    recorded = [book.order("p"), book.order("f")]
+    recorded = [book.order("alice", "p"), book.order("alice", "f")]
     positions = book.positions("alice")
 
     restarted = manager()
@@ -424,7 +452,7 @@ def _check_orders(book: OrderManager, specs: list[OrderSpec], events: list[Tradi
         assert [c.order.event_sequence for c in changes] == list(range(1, len(changes) + 1))
         finals = [c for c in changes if c.order.status.is_final]
         assert finals in ([], [changes[-1]])  # at most one final status, and nothing after it
-        state = book.order(order_id)
+        state = book.order(changes[-1].order.account_id, order_id)
         assert state == changes[-1].order
         assert state.filled_micros == filled[order_id] <= state.spec.quantity_micros
         assert state.is_working == (state in book.working_orders(state.account_id))
@@ -440,3 +468,11 @@ def _check_positions(book: OrderManager, events: list[TradingEvent]) -> None:
         position = book.position(account, "AAPL")
         assert position is not None
         assert position.net_micros == quantity
+
+
+def test_a_lower_case_symbol_is_unknown_with_the_spelling_that_trades() -> None:
+    book = quoted()
+    rejected = submit(book, spec("lc", symbol="aapl")).order
+    assert rejected.reject is not None
+    assert rejected.reject.reason is RejectReason.UNKNOWN_SYMBOL
+    assert rejected.reject.detail == "aapl is not traded here (symbols are upper case: AAPL)"

@@ -28,6 +28,11 @@ OTHER = InstrumentKey("NYSE", "IBM")
 QUOTE = T(bid_micros=99 * M, ask_micros=101 * M, bid_size_micros=500 * M, ask_size_micros=300 * M)
 
 
+def ref(order_id: str) -> tuple[str, str]:
+    """How the venue names the order ``order_id`` of the builders' account."""
+    return ("acct", order_id)
+
+
 def order(order_id: str, *args: Any, key: InstrumentKey = KEY, **fields: Any) -> Order:
     return accepted(order_spec(order_id, *args, symbol=key.symbol, exchange=key.exchange, **fields))
 
@@ -40,8 +45,8 @@ def quoted_venue(touch: T = QUOTE, key: InstrumentKey = KEY) -> SimulatedVenue:
 
 def test_market_orders_take_the_far_touch() -> None:
     venue = quoted_venue()
-    assert venue.place(order("b"), M) == [Filled("b", 101 * M, 100 * M)]
-    assert venue.place(order("s", Side.SELL), M) == [Filled("s", 99 * M, 100 * M)]
+    assert venue.place(order("b"), M) == [Filled(ref("b"), 101 * M, 100 * M)]
+    assert venue.place(order("s", Side.SELL), M) == [Filled(ref("s"), 99 * M, 100 * M)]
     assert len(venue) == 0
 
 
@@ -50,24 +55,24 @@ def test_an_order_without_a_quote_waits_for_one() -> None:
     assert venue.place(order("b"), M) == []
     assert len(venue) == 1
     assert venue.on_touch(OTHER, QUOTE) == []  # another instrument's quote does not fill it
-    assert venue.on_touch(KEY, QUOTE) == [Filled("b", 101 * M, 100 * M)]
+    assert venue.on_touch(KEY, QUOTE) == [Filled(ref("b"), 101 * M, 100 * M)]
 
 
 def test_a_limit_fills_when_marketable_at_the_touch_not_the_limit() -> None:
     venue = quoted_venue()
     assert venue.place(order("b", limit=102 * M, order_type=OrderType.LIMIT), M) == [
-        Filled("b", 101 * M, 100 * M)
+        Filled(ref("b"), 101 * M, 100 * M)
     ]
     assert venue.place(order("rest", limit=100 * M, order_type=OrderType.LIMIT), M) == []
     # the market comes to it: the ask at the limit is marketable
     moved = T(99 * M, 100 * M, 500 * M, 300 * M)
-    assert venue.on_touch(KEY, moved) == [Filled("rest", 100 * M, 100 * M)]
+    assert venue.on_touch(KEY, moved) == [Filled(ref("rest"), 100 * M, 100 * M)]
 
 
 def test_a_sell_limit_needs_the_bid_at_or_above_it() -> None:
     venue = quoted_venue()
     assert venue.place(order("s", Side.SELL, OrderType.LIMIT, limit=100 * M), M) == []
-    assert venue.on_touch(KEY, T(100 * M, 101 * M)) == [Filled("s", 100 * M, 100 * M)]
+    assert venue.on_touch(KEY, T(100 * M, 101 * M)) == [Filled(ref("s"), 100 * M, 100 * M)]
 
 
 def test_displayed_size_is_shared_in_arrival_order_and_renewed_by_each_quote() -> None:
@@ -75,15 +80,15 @@ def test_displayed_size_is_shared_in_arrival_order_and_renewed_by_each_quote() -
     venue.place(order("first", quantity=200 * M), M)
     venue.place(order("second", quantity=200 * M), M)
     assert venue.on_touch(KEY, QUOTE) == [
-        Filled("first", 101 * M, 200 * M),
-        Filled("second", 101 * M, 100 * M),  # 300 shown: 100 left for the second
+        Filled(ref("first"), 101 * M, 200 * M),
+        Filled(ref("second"), 101 * M, 100 * M),  # 300 shown: 100 left for the second
     ]
-    assert venue.on_touch(KEY, QUOTE) == [Filled("second", 101 * M, 100 * M)]
+    assert venue.on_touch(KEY, QUOTE) == [Filled(ref("second"), 101 * M, 100 * M)]
 
 
 def test_a_partial_fill_is_rounded_down_to_the_lot() -> None:
     venue = quoted_venue(T(99 * M, 101 * M, 0, 150_500_000))  # 150.5 shown
-    assert venue.place(order("b", quantity=200 * M), M) == [Filled("b", 101 * M, 150 * M)]
+    assert venue.place(order("b", quantity=200 * M), M) == [Filled(ref("b"), 101 * M, 150 * M)]
     # less than a lot shown: nothing fills
     assert venue.on_touch(KEY, T(99 * M, 101 * M, 0, 500_000)) == []
 
@@ -91,14 +96,14 @@ def test_a_partial_fill_is_rounded_down_to_the_lot() -> None:
 def test_a_quote_without_size_is_deep_enough() -> None:
     venue = quoted_venue(T(99 * M, 101 * M))
     assert venue.place(order("b", quantity=1_000_000 * M), M) == [
-        Filled("b", 101 * M, 1_000_000 * M)
+        Filled(ref("b"), 101 * M, 1_000_000 * M)
     ]
 
 
 def test_a_one_sided_quote_fills_only_its_side() -> None:
     venue = quoted_venue(T(bid_micros=99 * M))
     assert venue.place(order("b"), M) == []  # no ask to buy from
-    assert venue.place(order("s", Side.SELL), M) == [Filled("s", 99 * M, 100 * M)]
+    assert venue.place(order("s", Side.SELL), M) == [Filled(ref("s"), 99 * M, 100 * M)]
 
 
 def test_stops_trigger_from_the_last_trade_then_execute() -> None:
@@ -110,20 +115,20 @@ def test_stops_trigger_from_the_last_trade_then_execute() -> None:
     # the quote moves past the stop but the last trade does not: no trigger
     assert venue.on_touch(KEY, T(106 * M, 107 * M, last_micros=100 * M)) == []
     assert venue.on_touch(KEY, T(104 * M, 106 * M, last_micros=105 * M)) == [
-        StopTriggered("bs"),
-        Filled("bs", 106 * M, 100 * M),
+        StopTriggered(ref("bs")),
+        Filled(ref("bs"), 106 * M, 100 * M),
     ]
     assert venue.on_touch(KEY, T(94 * M, 96 * M, last_micros=94 * M)) == [
-        StopTriggered("ss"),
-        Filled("ss", 94 * M, 100 * M),
+        StopTriggered(ref("ss")),
+        Filled(ref("ss"), 94 * M, 100 * M),
     ]
 
 
 def test_a_stop_already_reached_triggers_on_arrival() -> None:
     venue = quoted_venue(T(99 * M, 101 * M, last_micros=100 * M))
     assert venue.place(order("bs", order_type=OrderType.STOP, stop=100 * M), M) == [
-        StopTriggered("bs"),
-        Filled("bs", 101 * M, 100 * M),
+        StopTriggered(ref("bs")),
+        Filled(ref("bs"), 101 * M, 100 * M),
     ]
 
 
@@ -132,9 +137,11 @@ def test_a_triggered_stop_limit_works_as_a_limit() -> None:
     stop_limit = order("sl", order_type=OrderType.STOP_LIMIT, stop=102 * M, limit=103 * M)
     assert venue.place(stop_limit, M) == []
     # triggers, but the ask is above the limit: it rests
-    assert venue.on_touch(KEY, T(103 * M, 104 * M, last_micros=102 * M)) == [StopTriggered("sl")]
+    assert venue.on_touch(KEY, T(103 * M, 104 * M, last_micros=102 * M)) == [
+        StopTriggered(ref("sl"))
+    ]
     assert venue.on_touch(KEY, T(102 * M, 103 * M, last_micros=102 * M)) == [
-        Filled("sl", 103 * M, 100 * M)
+        Filled(ref("sl"), 103 * M, 100 * M)
     ]
 
 
@@ -142,11 +149,11 @@ def test_ioc_gets_one_chance_on_arrival() -> None:
     venue = quoted_venue()
     ioc = order("i", quantity=400 * M, tif=TimeInForce.IOC)
     assert venue.place(ioc, M) == [
-        Filled("i", 101 * M, 300 * M),
-        Ended("i", OrderStatus.CANCELLED, "IOC: remainder not filled on arrival"),
+        Filled(ref("i"), 101 * M, 300 * M),
+        Ended(ref("i"), OrderStatus.CANCELLED, "IOC: remainder not filled on arrival"),
     ]
     complete = order("j", Side.SELL, quantity=100 * M, tif=TimeInForce.IOC)
-    assert venue.place(complete, M) == [Filled("j", 99 * M, 100 * M)]  # nothing left to cancel
+    assert venue.place(complete, M) == [Filled(ref("j"), 99 * M, 100 * M)]  # nothing left to cancel
     assert len(venue) == 0
 
 
@@ -154,10 +161,14 @@ def test_cancel_and_expire() -> None:
     venue = SimulatedVenue()
     venue.place(order("a"), M)
     venue.place(order("b"), M)
-    assert venue.cancel("a") == [Ended("a", OrderStatus.CANCELLED, "cancelled on request")]
-    assert venue.cancel("a") == [CancelRefused("a", "not working at the venue")]
-    assert venue.expire("b", "end of day") == [Ended("b", OrderStatus.EXPIRED, "end of day")]
-    assert venue.expire("b", "end of day") == []
+    assert venue.cancel(ref("a")) == [
+        Ended(ref("a"), OrderStatus.CANCELLED, "cancelled on request")
+    ]
+    assert venue.cancel(ref("a")) == [CancelRefused(ref("a"), "not working at the venue")]
+    assert venue.expire(ref("b"), "end of day") == [
+        Ended(ref("b"), OrderStatus.EXPIRED, "end of day")
+    ]
+    assert venue.expire(ref("b"), "end of day") == []
     assert venue.on_touch(KEY, QUOTE) == []
 
 
@@ -172,8 +183,8 @@ def test_restore_takes_back_the_remainder_and_trigger_state() -> None:
     assert len(venue) == 2
     # the stop does not need its (far away) stop price again: it was triggered before
     assert venue.on_touch(KEY, QUOTE) == [
-        Filled("p", 101 * M, 40 * M),
-        Filled("s", 101 * M, 100 * M),
+        Filled(ref("p"), 101 * M, 40 * M),
+        Filled(ref("s"), 101 * M, 100 * M),
     ]
 
 

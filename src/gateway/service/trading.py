@@ -145,8 +145,8 @@ class TradingService:
                     target = convert.cancel_from_proto(message.cancel, caller)
                     if isinstance(target, Malformed):
                         return grpc.StatusCode.INVALID_ARGUMENT, f"cancel: {target}"
-                    order_id, _ = target
-                    desk.cancel(order_id, caller, session)
+                    order_id, account_id = target
+                    desk.cancel(order_id, caller, session, account_id)
                 else:
                     return (
                         grpc.StatusCode.INVALID_ARGUMENT,

@@ -121,8 +121,8 @@ def spec_from_proto(request: OrderRequest, caller: str) -> OrderSpec | Malformed
 
 
 def cancel_from_proto(request: OrderCancelRequest, caller: str) -> tuple[str, str] | Malformed:
-    """(order_id, account) of a cancel; a cancel naming another account is that account's
-    order, which the order core refuses to the caller."""
+    """(order_id, account) of a cancel; a cancel naming another account is refused by the
+    order core (PERMISSION_DENIED), as a new order naming one is."""
     problem = _check_id(request.order_id)
     if problem is not None:
         return problem

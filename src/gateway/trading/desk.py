@@ -142,11 +142,16 @@ class TradingDesk:
         return outcome
 
     def cancel(
-        self, order_id: str, caller: str, session: Session | None = None
+        self,
+        order_id: str,
+        caller: str,
+        session: Session | None = None,
+        account_id: str | None = None,
     ) -> tuple[list[TradingEvent] | RequestRefused, asyncio.Future[None]]:
-        """Cancel what remains of an order, like ``place``."""
+        """Cancel what remains of the caller's order ``order_id``, like ``place``
+        (``account_id``: the account the request names, refused when not the caller's)."""
         self._require_journal()
-        outcome = self.manager.cancel(order_id, caller, self._wall_ns())
+        outcome = self.manager.cancel(order_id, caller, self._wall_ns(), account_id)
         if isinstance(outcome, RequestRefused):
             metrics.CANCELS.labels(outcome.rejection.reason.name.lower()).inc()
             committed = self._barrier()
@@ -183,7 +188,7 @@ class TradingDesk:
         now_ns = self._wall_ns()
         events: list[TradingEvent] = []
         for order_id in sorted(session.placed):
-            order = self.manager.order(order_id)
+            order = self.manager.order(session.account_id, order_id)
             if order is not None and order.is_working:
                 outcome = self.manager.cancel(order_id, session.account_id, now_ns)
                 if not isinstance(outcome, RequestRefused):

@@ -2,7 +2,8 @@
 
 Reads ``orders.lifecycle`` and ``positions.updates`` from the beginning to their end as of now,
 committed records only, and keeps per order the update with the highest ``event_sequence``
-(per position the highest ``sequence``). Each status update carries the whole request, so the
+(per position the highest ``sequence``); orders are known by account and id (ids are
+scoped per account). Each status update carries the whole request, so the
 latest one alone restores the order. Runs after the journal has claimed its transactional id,
 which aborts anything a previous instance left open, so the end is stable.
 
@@ -46,13 +47,14 @@ def read_trading_state(
     settings: KafkaSettings, orders_topic: str, positions_topic: str, timeout_s: float
 ) -> RecoveredState:
     state = RecoveredState()
-    latest_orders: dict[str, OrderStatusUpdate] = {}
+    latest_orders: dict[tuple[str, str], OrderStatusUpdate] = {}
     latest_positions: dict[tuple[str, str], PositionUpdate] = {}
 
     def keep_order(update: OrderStatusUpdate) -> None:
-        current = latest_orders.get(update.order_id)
+        key = (update.account_id, update.order_id)
+        current = latest_orders.get(key)
         if current is None or update.event_sequence > current.event_sequence:
-            latest_orders[update.order_id] = update
+            latest_orders[key] = update
 
     def keep_position(update: PositionUpdate) -> None:
         key = (update.account_id, update.symbol)

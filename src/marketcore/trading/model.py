@@ -128,6 +128,11 @@ class OrderSpec:
         )
 
 
+# An order's identity: (account_id, order_id). Order ids are the client's keys and are scoped
+# per account: two accounts may use the same id, and neither can learn of the other's.
+OrderRef = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     """One order's state. Changed only through ``marketcore.trading.lifecycle``, which refuses
@@ -150,6 +155,10 @@ class Order:
     @property
     def account_id(self) -> str:
         return self.spec.account_id
+
+    @property
+    def ref(self) -> OrderRef:
+        return (self.spec.account_id, self.spec.order_id)
 
     @property
     def remaining_micros(self) -> int:

@@ -7,12 +7,16 @@ the sessions. Everything runs on one thread, one call at a time, so "races" are 
 cancel that arrives after a fill cancels what is left (the CANCELLED event shows the filled
 quantity) or, if the fill completed the order, is refused TOO_LATE_TO_CANCEL.
 
-Idempotency: ``order_id`` is the client's key. A resubmission of an order (same id and fields,
-from either RPC) creates nothing and answers with the order's current state (``duplicate``). The
-same id with different fields, or another account's id, is refused DUPLICATE_ORDER_ID. Rejected
-orders keep their id too: a retry after a rejection needs a new id.
+Idempotency: ``order_id`` is the client's key, scoped per account: orders are known by their
+``OrderRef`` (account, order id), so two accounts may use the same id and neither can learn
+anything about the other's (a cancel of an id the caller never used is UNKNOWN_ORDER, whoever
+else used it). A resubmission of an order (same id and fields, from either RPC) creates nothing
+and answers with the order's current state (``duplicate``). The same id with different fields is
+refused DUPLICATE_ORDER_ID. Rejected orders keep their id too: a retry after a rejection needs a
+new id.
 
-Accounts: an order is placed and cancelled by its own account only (PERMISSION_DENIED).
+Accounts: an order is placed and cancelled by its own account only (an order naming another
+account is refused PERMISSION_DENIED).
 
 A new order is checked in this order: account, duplicate id, order rate (RATE_LIMIT), then
 ``validation.check_order``. A rejected order is recorded like any other (one REJECTED event).
@@ -35,6 +39,7 @@ from marketcore.trading.events import (
 )
 from marketcore.trading.model import (
     Order,
+    OrderRef,
     OrderSpec,
     OrderStatus,
     Rejection,
@@ -62,7 +67,7 @@ class OrderManager:
         self.reference = reference  # replaced when the reference data is reloaded (halts)
         self._limits = limits
         self._rate = RateLimiter(limits.orders_per_second, limits.order_burst)
-        self._orders: dict[str, Order] = {}
+        self._orders: dict[OrderRef, Order] = {}
         self._working: dict[str, dict[str, None]] = {}  # account -> working order ids, in order
         self._positions: dict[tuple[str, str], Position] = {}
         self._touches: dict[InstrumentKey, Touch] = {}
@@ -70,13 +75,13 @@ class OrderManager:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def order(self, order_id: str) -> Order | None:
-        return self._orders.get(order_id)
+    def order(self, account_id: str, order_id: str) -> Order | None:
+        return self._orders.get((account_id, order_id))
 
     def working_orders(self, account_id: str | None = None) -> list[Order]:
         accounts = [account_id] if account_id is not None else list(self._working)
         return [
-            self._orders[order_id]
+            self._orders[(account, order_id)]
             for account in accounts
             for order_id in self._working.get(account, ())
         ]
@@ -101,17 +106,16 @@ class OrderManager:
     def submit(self, spec: OrderSpec, caller: str, now_ns: int) -> Submitted | RequestRefused:
         if spec.account_id != caller:
             return _refuse_new(spec, caller, RejectReason.PERMISSION_DENIED, "not your account")
-        existing = self._orders.get(spec.order_id)
+        existing = self._orders.get((caller, spec.order_id))
         if existing is not None:
-            if existing.account_id == caller and existing.spec.same_order(spec):
+            if existing.spec.same_order(spec):
                 return Submitted(existing, duplicate=True, events=[])
-            status = existing.status if existing.account_id == caller else None
             return _refuse_new(
                 spec,
                 caller,
                 RejectReason.DUPLICATE_ORDER_ID,
                 f"order id {spec.order_id} is already used by a different order",
-                status,
+                existing.status,
             )
         key = self._resolve(spec)
         problem: Rejection | None
@@ -123,7 +127,7 @@ class OrderManager:
             )
         elif key is None:
             problem = check_fields(spec) or Rejection(
-                RejectReason.UNKNOWN_SYMBOL, f"{spec.symbol} is not traded here"
+                RejectReason.UNKNOWN_SYMBOL, _unknown_symbol_text(spec.symbol)
             )
         else:
             problem = check_order(
@@ -131,7 +135,7 @@ class OrderManager:
             )
         if problem is not None:
             order = lifecycle.reject(spec, problem, key)
-            self._orders[spec.order_id] = order
+            self._orders[order.ref] = order
             return Submitted(order, False, [OrderChanged(order, now_ns, problem.detail)])
         assert key is not None  # check_order accepted it, so the instrument is known
         order = lifecycle.accept(spec, key, trade_date_text(key.exchange, now_ns))
@@ -140,18 +144,22 @@ class OrderManager:
         rules = self.reference.rules_for(key)
         assert rules is not None
         events.extend(self.on_venue_reports(self._venue.place(order, rules.lot_micros), now_ns))
-        return Submitted(self._orders[spec.order_id], False, events)
+        return Submitted(self._orders[order.ref], False, events)
 
     def cancel(
-        self, order_id: str, caller: str, now_ns: int
+        self, order_id: str, caller: str, now_ns: int, account_id: str | None = None
     ) -> list[TradingEvent] | RequestRefused:
-        order = self._orders.get(order_id)
+        """Cancel the caller's order ``order_id`` (ids are per account: another account's order
+        of that id is no concern of the caller's, and is not touched). ``account_id``: the
+        account the request names, if any; another account's is refused, as for new orders."""
+        if account_id is not None and account_id != caller:
+            return _refuse_cancel(
+                order_id, caller, RejectReason.PERMISSION_DENIED, "not your account"
+            )
+        ref = (caller, order_id)
+        order = self._orders.get(ref)
         if order is None:
             return _refuse_cancel(order_id, caller, RejectReason.UNKNOWN_ORDER, "no such order")
-        if order.account_id != caller:
-            return _refuse_cancel(
-                order_id, caller, RejectReason.PERMISSION_DENIED, "not your order"
-            )
         if order.status.is_final:
             return _refuse_cancel(
                 order_id,
@@ -160,11 +168,11 @@ class OrderManager:
                 f"the order is already {order.status.name}",
                 order.status,
             )
-        reports = self._venue.cancel(order_id)
+        reports = self._venue.cancel(ref)
         refused = [report for report in reports if isinstance(report, CancelRefused)]
         events = self.on_venue_reports(reports, now_ns)
         if refused and not events:
-            current = self._orders[order_id]
+            current = self._orders[ref]
             return _refuse_cancel(
                 order_id, caller, RejectReason.TOO_LATE_TO_CANCEL, refused[0].text, current.status
             )
@@ -192,7 +200,7 @@ class OrderManager:
     def on_venue_reports(self, reports: Iterable[VenueReport], now_ns: int) -> list[TradingEvent]:
         events: list[TradingEvent] = []
         for report in reports:
-            order = self._orders.get(report.order_id)
+            order = self._orders.get(report.ref)
             if order is None or order.status.is_final:
                 continue  # a report for an order that is not working changes nothing
             if isinstance(report, Filled):
@@ -224,7 +232,7 @@ class OrderManager:
                 self.reference.time_zone(key), now_ns
             )
             if closed or trade_date_text(key.exchange, now_ns) != order.trade_date:
-                reports = self._venue.expire(order.order_id, "end of the trading day")
+                reports = self._venue.expire(order.ref, "end of the trading day")
                 events.extend(self.on_venue_reports(reports, now_ns))
         return events
 
@@ -269,7 +277,7 @@ class OrderManager:
         ]
 
     def _store(self, order: Order) -> None:
-        self._orders[order.order_id] = order
+        self._orders[order.ref] = order
         account = self._working.setdefault(order.account_id, {})
         if order.is_working:
             account[order.order_id] = None
@@ -306,6 +314,13 @@ class OrderManager:
             touch = self._touches.get(order.key) if order.key is not None else None
             total += order_notional_micros(order.spec, touch or Touch(), order.remaining_micros)
         return total
+
+
+def _unknown_symbol_text(symbol: str) -> str:
+    """Symbols are upper case (``AAPL``, ``BTC-USD``): say so when that is all that is wrong."""
+    if symbol != symbol.upper():
+        return f"{symbol} is not traded here (symbols are upper case: {symbol.upper()})"
+    return f"{symbol} is not traded here"
 
 
 def _refuse_new(

@@ -21,7 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from marketcore.instruments import InstrumentKey
-from marketcore.trading.model import Order, OrderStatus, OrderType, Side, TimeInForce, Touch
+from marketcore.trading.model import (
+    Order,
+    OrderRef,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    Touch,
+)
 from marketcore.trading.venue import CancelRefused, Ended, Filled, StopTriggered, VenueReport
 
 SIMULATED_VENUE = "SIM"
@@ -29,7 +37,7 @@ SIMULATED_VENUE = "SIM"
 
 @dataclass(slots=True)
 class _Working:
-    order_id: str
+    ref: OrderRef
     side: Side
     order_type: OrderType
     limit_micros: int
@@ -82,38 +90,38 @@ class SimulatedVenue:
 
     def __init__(self) -> None:
         self._books: dict[InstrumentKey, _Book] = {}
-        self._orders: dict[InstrumentKey, dict[str, _Working]] = {}  # arrival order
-        self._where: dict[str, InstrumentKey] = {}
+        self._orders: dict[InstrumentKey, dict[OrderRef, _Working]] = {}  # arrival order
+        self._where: dict[OrderRef, InstrumentKey] = {}
 
     def __len__(self) -> int:
         return len(self._where)
 
     def place(self, order: Order, lot_micros: int) -> list[VenueReport]:
         key = self._add(order, lot_micros)
-        working = self._orders[key][order.order_id]
+        working = self._orders[key][order.ref]
         book = self._books.get(key)
         reports: list[VenueReport] = []
         if book is not None:
             reports.extend(self._work(key, working, book))
-        if order.spec.time_in_force is TimeInForce.IOC and order.order_id in self._where:
-            self._remove(order.order_id)
+        if order.spec.time_in_force is TimeInForce.IOC and order.ref in self._where:
+            self._remove(order.ref)
             reports.append(
-                Ended(order.order_id, OrderStatus.CANCELLED, "IOC: remainder not filled on arrival")
+                Ended(order.ref, OrderStatus.CANCELLED, "IOC: remainder not filled on arrival")
             )
         return reports
 
     def restore(self, order: Order, lot_micros: int) -> None:
         self._add(order, lot_micros)
 
-    def cancel(self, order_id: str) -> list[VenueReport]:
-        if self._remove(order_id) is None:
-            return [CancelRefused(order_id, "not working at the venue")]
-        return [Ended(order_id, OrderStatus.CANCELLED, "cancelled on request")]
+    def cancel(self, ref: OrderRef) -> list[VenueReport]:
+        if self._remove(ref) is None:
+            return [CancelRefused(ref, "not working at the venue")]
+        return [Ended(ref, OrderStatus.CANCELLED, "cancelled on request")]
 
-    def expire(self, order_id: str, text: str) -> list[VenueReport]:
-        if self._remove(order_id) is None:
+    def expire(self, ref: OrderRef, text: str) -> list[VenueReport]:
+        if self._remove(ref) is None:
             return []
-        return [Ended(order_id, OrderStatus.EXPIRED, text)]
+        return [Ended(ref, OrderStatus.EXPIRED, text)]
 
     def on_touch(self, key: InstrumentKey, touch: Touch) -> list[VenueReport]:
         book = _fresh_book(touch)
@@ -134,7 +142,7 @@ class SimulatedVenue:
             raise ValueError(f"{order.order_id}: an order without an instrument cannot work")
         spec = order.spec
         working = _Working(
-            order.order_id,
+            order.ref,
             spec.side,
             spec.order_type,
             spec.limit_price_micros,
@@ -143,16 +151,16 @@ class SimulatedVenue:
             lot_micros,
             order.stop_triggered,
         )
-        self._orders.setdefault(key, {})[order.order_id] = working
-        self._where[order.order_id] = key
+        self._orders.setdefault(key, {})[order.ref] = working
+        self._where[order.ref] = key
         return key
 
-    def _remove(self, order_id: str) -> _Working | None:
-        key = self._where.pop(order_id, None)
+    def _remove(self, ref: OrderRef) -> _Working | None:
+        key = self._where.pop(ref, None)
         if key is None:
             return None
         orders = self._orders[key]
-        working = orders.pop(order_id)
+        working = orders.pop(ref)
         if not orders:
             del self._orders[key]
         return working
@@ -163,7 +171,7 @@ class SimulatedVenue:
             if not working.stop_reached(book.touch.last_micros):
                 return reports
             working.triggered = True
-            reports.append(StopTriggered(working.order_id))
+            reports.append(StopTriggered(working.ref))
         price, _ = book.touch.far_side(working.side)
         if not working.executable_at(price):
             return reports
@@ -174,7 +182,7 @@ class SimulatedVenue:
             return reports
         book.take(working.side, quantity)
         working.remaining_micros -= quantity
-        reports.append(Filled(working.order_id, price, quantity))
+        reports.append(Filled(working.ref, price, quantity))
         if working.remaining_micros == 0:
-            self._remove(working.order_id)
+            self._remove(working.ref)
         return reports

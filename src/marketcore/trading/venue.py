@@ -12,33 +12,35 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from marketcore.instruments import InstrumentKey
-from marketcore.trading.model import Order, OrderStatus, Touch
+from marketcore.trading.model import Order, OrderRef, OrderStatus, Touch
+
+# Reports name the order by its ``OrderRef`` (account, order id): order ids are per account.
 
 
 @dataclass(frozen=True, slots=True)
 class Filled:
-    order_id: str
+    ref: OrderRef
     price_micros: int
     quantity_micros: int
 
 
 @dataclass(frozen=True, slots=True)
 class StopTriggered:
-    order_id: str
+    ref: OrderRef
 
 
 @dataclass(frozen=True, slots=True)
 class Ended:
     """The venue ended the order's remainder (IOC remainder, end of day)."""
 
-    order_id: str
+    ref: OrderRef
     status: OrderStatus  # CANCELLED or EXPIRED
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class CancelRefused:
-    order_id: str
+    ref: OrderRef
     text: str
 
 
@@ -52,11 +54,11 @@ class Venue(Protocol):
         """Work a newly accepted order (its ``key`` is set)."""
         ...
 
-    def cancel(self, order_id: str) -> list[VenueReport]:
+    def cancel(self, ref: OrderRef) -> list[VenueReport]:
         """Cancel what remains: ``Ended(CANCELLED)``, or ``CancelRefused`` when it is too late."""
         ...
 
-    def expire(self, order_id: str, text: str) -> list[VenueReport]:
+    def expire(self, ref: OrderRef, text: str) -> list[VenueReport]:
         """End a DAY order at the end of its trading day: ``Ended(EXPIRED)``."""
         ...
 
