@@ -190,6 +190,20 @@ async def test_malformed_quote_request_is_invalid_argument(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_a_lower_case_symbol_is_refused_with_the_spelling_that_works(
+    served: Served,
+) -> None:
+    served.feed.push([tick("AAPL", 1)])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.client.get_quote("aapl")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'AAPL'" in (caught.value.details() or "")
+    for call in (served.client.subscribe(["aapl"]), served.client.subscribe_batches(["aapl"])):
+        _, error = await drain_to_error(call)  # refused at once, not silent forever
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'AAPL'" in (error.details() or "")
+
+
 async def test_undecodable_request_bytes_are_invalid_argument_not_internal(served: Served) -> None:
     for method in ("GetQuote", "StreamPrices"):
         path = f"/financial.marketdata.v1.MarketDataService/{method}"

@@ -296,6 +296,27 @@ def test_subscription_validation() -> None:
         assert problem.field == field
 
 
+@pytest.mark.parametrize(
+    ("symbols", "exchange", "field", "hint"),
+    [
+        (["aapl"], "", "symbols", "'AAPL'"),
+        (["AAPL", "btc-usd"], "", "symbols", "'BTC-USD'"),
+        (["AAPL"], "nasdaq", "exchange", "'NASDAQ'"),
+    ],
+)
+def test_a_lower_case_identifier_is_refused_naming_the_normalized_spelling(
+    symbols: list[str], exchange: str, field: str, hint: str
+) -> None:
+    problem = parse_subscription(symbols, exchange, 0, SubscriptionLimits())
+    assert isinstance(problem, Invalid)
+    assert problem.field == field
+    assert hint in problem.detail
+    assert "upper case" in problem.detail
+    quote = parse_quote_query(symbols[-1], exchange)
+    assert isinstance(quote, Invalid)
+    assert hint in str(quote)
+
+
 def test_batch_parameters_default_to_throttle_then_the_server_default() -> None:
     limits = SubscriptionLimits(default_batch_size=100, default_delay_ms=10)
     throttled = parse_subscription(["A"], "", 200, limits, batched=True)

@@ -5,8 +5,11 @@ out of range, too many symbols) is answered INVALID_ARGUMENT by the service; the
 here is what the client reads.
 
 Identifiers are normalized symbols and exchange codes as the feed handlers write them
-(``AAPL``, ``BTC-USD``, ``NASDAQ``): 1 to 64 characters of letters, digits and ``.-_/:``.
-They are matched exactly; nothing is upper-cased on the client's behalf.
+(``AAPL``, ``BTC-USD``, ``NASDAQ``): 1 to 64 characters of upper-case letters, digits and
+``.-_/:``. They are matched exactly, and nothing is upper-cased on the client's behalf: a
+lower-case ``aapl`` is refused, naming the spelling that works (``AAPL``), instead of a stream
+that would stay silent forever or a bare NOT_FOUND. (Refusing rather than normalizing keeps
+one spelling everywhere: what a client asks for is what every update and stored row says.)
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ class QuoteQuery:
 def _check_identifier(field: str, value: str) -> Invalid | None:
     if not _IDENTIFIER.match(value):
         return Invalid(field, f"{value[:80]!r} is not a symbol or exchange code")
+    if value != value.upper():
+        return Invalid(
+            field,
+            f"{value!r} is not normalized: symbols and exchange codes are upper case "
+            f"({value.upper()!r})",
+        )
     return None
 
 
