@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from gateway.service.interceptors import CallInterceptor
 from gateway.service.market_data import MarketDataServicer, TradingHandlers, add_to_server
 from gateway.service.trading import TradingService
 from gateway.trading.desk import TradingLog
-from gateway.trading.relay import TradingRelay
+from gateway.trading.relay import OWNER_MARK, TRADING_HEALTH, TradingRelay
 from gateway.trading.runtime import Trading, start_trading, stop_trading
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError
@@ -157,11 +157,15 @@ async def start(
         raise
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if trading is not None:
+        await health_servicer.set(TRADING_HEALTH, health_pb2.HealthCheckResponse.SERVING)
     gateway = Gateway(
         settings, server, port, servicer, market, health_servicer, feed, cluster, trading
     )
     gateway.relay, gateway.internal_server = relay, internal
     gateway.tasks.append(asyncio.create_task(servicer.watch_lag(LAG_CHECK_INTERVAL_S)))
+    if relay is not None:
+        gateway.tasks.append(asyncio.create_task(relay.watch_owner(_trading_health(gateway))))
     log.info(
         "gateway_serving",
         address=settings.address,
@@ -225,6 +229,20 @@ async def _close_partial(
         await stop_trading(trading)
 
 
+def _trading_health(gateway: Gateway) -> Callable[[bool], Awaitable[None]]:
+    """What a relaying worker's health says for trading as its owner comes and goes."""
+
+    async def report(reachable: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if reachable else (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        )  # fmt: skip
+        await gateway.health.set(TRADING_HEALTH, status)
+        log_event = log.info if reachable else log.warning
+        log_event("trading_owner_reachable" if reachable else "trading_owner_unreachable")
+
+    return report
+
+
 def _relay(settings: GatewaySettings) -> TradingRelay:
     assert settings.trading_relay_socket is not None  # the settings require it for "relay"
     return TradingRelay(settings.trading_relay_socket, settings.max_batch_orders)
@@ -235,7 +253,8 @@ async def _serve_relays(servicer: MarketDataServicer, socket_path: Path) -> grpc
     ``trading/relay.py``): a Unix socket, trusting the account the relay names."""
     # a socket file left by a previous owner that was killed
     await asyncio.to_thread(socket_path.unlink, missing_ok=True)
-    internal = grpc.aio.server(interceptors=[CallInterceptor(RelayedCallers())])
+    interceptor = CallInterceptor(RelayedCallers(), trailing_metadata=(OWNER_MARK,))
+    internal = grpc.aio.server(interceptors=[interceptor])
     add_to_server(servicer, internal)
     if internal.add_insecure_port(f"unix:{socket_path}") == 0:
         raise GatewayError(f"cannot listen on the trading socket {socket_path}")

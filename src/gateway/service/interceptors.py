@@ -32,8 +32,13 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, tokens: Authenticator) -> None:
+    def __init__(
+        self, tokens: Authenticator, trailing_metadata: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """``trailing_metadata``: sent with every call's status (the trading owner marks its
+        answers with it, so a relay tells them from its own connection errors)."""
         self._tokens = tokens
+        self._trailing = trailing_metadata
         self._wrapped: dict[tuple[str, int], Handler] = {}
 
     async def intercept_service(
@@ -53,7 +58,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, handler: Handler) -> Handler:
-        call = _Call(method, self._tokens)
+        call = _Call(method, self._tokens, self._trailing)
         deserializer, serializer = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -76,14 +81,19 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 class _Call:
     """The per-method wrapper factory; ``rpc`` is the bounded metric label."""
 
-    def __init__(self, method: str, tokens: Authenticator) -> None:
+    def __init__(
+        self, method: str, tokens: Authenticator, trailing: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.method = method
         self.rpc = method.rsplit("/", 1)[-1]
         self.tokens = tokens
+        self.trailing = trailing
         self.latency = metrics.RPC_LATENCY.labels(self.rpc)
         self._finished: dict[str, Any] = {}  # status code -> counter child (labels() locks)
 
     async def _begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.trailing:
+            context.set_trailing_metadata(self.trailing)
         metadata = dict(context.invocation_metadata() or ())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(

@@ -4,17 +4,22 @@ With ``mdgw gateway --workers N`` the kernel spreads connections over the worker
 order book must decide every order (idempotency, limits, the venue's liquidity). Worker 0 owns
 it and also listens on a Unix socket in a private directory; the other workers relay
 SubmitOrders and LiveTrading there, naming the caller they authenticated
-(``security.RELAYED_ACCOUNT``). The owner's answers and status codes come back unchanged.
-While the owner restarts, relayed calls fail UNAVAILABLE (retry: order ids make it safe).
+(``security.RELAYED_ACCOUNT``). The owner's answers and status codes come back unchanged (the
+owner marks its statuses with trailing metadata ``x-mdgw-trading-owner``). A status the owner
+did not send (its socket is gone while it restarts, a deadline passed on the way) is never
+passed on as gRPC wrote it, which names the internal socket: the client gets UNAVAILABLE (or
+the deadline) with ``OWNER_UNREACHABLE``, a retry hint. ``watch_owner`` follows the connection
+to the owner, so the worker's health for ``TRADING_HEALTH`` says NOT_SERVING while the owner
+cannot be reached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 
@@ -23,11 +28,31 @@ from gateway.client import CANCEL_ON_DISCONNECT
 from gateway.security import CURRENT_ACCOUNT, RELAYED_ACCOUNT, SERVICE
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# The gRPC health service name that says whether this process can serve trading calls (its own
+# order book's log works, or the owner it relays to is reachable). Market data is "" and
+# MarketDataService, which stay SERVING while only trading cannot be served.
+TRADING_HEALTH = "mdgw.trading"
+# Trailing metadata on every status the owner sends its relays.
+OWNER_MARK = ("x-mdgw-trading-owner", "1")
+OWNER_UNREACHABLE = (
+    "trading is restarting on this gateway (its order book is not reachable from here); "
+    "retry in a few seconds: resending the same order ids is safe, they are never placed twice"
+)
+DEADLINE_ON_THE_WAY = (
+    "the deadline passed before the order book answered; the outcome is unknown: resend with "
+    "the same order ids to learn it (they are never placed twice)"
+)
+# Reconnect to a restarted owner within about a second (gRPC's default backoff reaches 120 s).
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class TradingRelay:
     def __init__(self, socket_path: Path, max_batch_orders: int) -> None:
-        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
+        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}", options=_CHANNEL_OPTIONS)
         self._max_batch_orders = max_batch_orders
         self._submit = self._channel.stream_unary(
             f"/{SERVICE}/SubmitOrders",
@@ -42,6 +67,19 @@ class TradingRelay:
 
     async def close(self) -> None:
         await self._channel.close()
+
+    async def watch_owner(self, on_change: Callable[[bool], Awaitable[None]]) -> None:
+        """Call ``on_change(reachable)`` now and whenever the connection to the owner comes or
+        goes (runs until cancelled)."""
+        channel = self._channel
+        reachable: bool | None = None
+        while True:
+            state = channel.get_state(try_to_connect=True)
+            now_reachable = state is grpc.ChannelConnectivity.READY
+            if now_reachable != reachable:
+                reachable = now_reachable
+                await on_change(reachable)
+            await channel.wait_for_state_change(state)
 
     async def SubmitOrders(
         self, request_iterator: AsyncIterator[OrderRequest | None], context: Context
@@ -65,7 +103,7 @@ class TradingRelay:
                 forward(), metadata=_metadata(context), timeout=context.time_remaining()
             )
         except grpc.aio.AioRpcError as exc:
-            await context.abort(exc.code(), exc.details() or "")
+            await _pass_on(context, exc.code(), exc.details(), exc.trailing_metadata())
         return answer
 
     async def LiveTrading(
@@ -81,7 +119,7 @@ class TradingRelay:
                 await context.write(message)
         except grpc.aio.AioRpcError as exc:
             if not _malformed(sending):
-                await context.abort(exc.code(), exc.details() or "")
+                await _pass_on(context, exc.code(), exc.details(), exc.trailing_metadata())
         finally:
             sending.cancel()
             call.cancel()  # the client went away: the owner ends the session (and its policy)
@@ -89,7 +127,21 @@ class TradingRelay:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a TradingMessage")
         code = await call.code()
         if code != grpc.StatusCode.OK:
-            await context.abort(code, await call.details())
+            await _pass_on(context, code, await call.details(), await call.trailing_metadata())
+
+
+async def _pass_on(
+    context: Context, code: grpc.StatusCode, details: str | None, trailing: Any
+) -> NoReturn:
+    """End the client's call with the owner's status, or, when the owner did not send it
+    (no ``OWNER_MARK``), with a status of our own that names nothing internal."""
+    if OWNER_MARK in tuple(trailing or ()):
+        await context.abort(code, details or "")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        await context.abort(code, DEADLINE_ON_THE_WAY)
+    if code is grpc.StatusCode.CANCELLED:
+        await context.abort(code, "cancelled")
+    await context.abort(grpc.StatusCode.UNAVAILABLE, OWNER_UNREACHABLE)
 
 
 LiveCall: TypeAlias = "grpc.aio.StreamStreamCall[Any, TradingMessage]"
