@@ -34,6 +34,14 @@ async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
+async def subscribed(*calls: Any) -> None:
+    """Until the gateway has registered each price stream: it sends a stream's initial metadata
+    (``x-gateway-worker``) right after registering it, so a tick published from then on reaches
+    it. Instead of sleeping after subscribing, which a busy machine outlasts."""
+    for call in calls:
+        await call.initial_metadata()
+
+
 @contextlib.asynccontextmanager
 async def running(work: Coroutine[Any, Any, object]) -> AsyncIterator[None]:
     """Run ``work`` as a task for the block; cancelled and awaited on the way out."""

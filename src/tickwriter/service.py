@@ -187,7 +187,10 @@ class GuardCalls(grpc.aio.ServerInterceptor):
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if context.code() is not None:  # sending our own status failed: do not abort twice
+                    log.info("rpc_status_not_delivered", error=repr(exc))
+                    return None
                 log.exception("rpc_failed_unexpectedly")
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

@@ -127,12 +127,13 @@ class _Call:
                 raise
             except Exception as exc:  # noqa: BLE001 - the one place any escape becomes INTERNAL
                 code = "INTERNAL"
-                await _recover(exc, context)
+                code = await _recover(exc, context)
             except BaseException:
                 code = "CANCELLED"
                 raise
             finally:
                 self._finish(started, code)
+            return None
 
         return wrapped
 
@@ -153,7 +154,7 @@ class _Call:
                 raise
             except Exception as exc:  # noqa: BLE001 - the one place any escape becomes INTERNAL
                 code = "INTERNAL"
-                await _recover(exc, context)
+                code = await _recover(exc, context)
             except BaseException:
                 code = "CANCELLED"
                 raise
@@ -168,8 +169,19 @@ def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-async def _recover(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def _recover(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """Log an unexpected exception with its traceback (here only) and end the call with a bare
-    INTERNAL: ``abort`` raises AbortError, so the client never sees the original exception."""
+    INTERNAL: ``abort`` raises AbortError, so the client never sees the original exception.
+
+    Unless the handler had already ended the call with a status (``context.code()`` is set):
+    then the exception came from sending that status, because the call ended first (a cut-off
+    client that never read again, a server stopping). Aborting again would fail ("Abort
+    already called!") and count an INTERNAL that never was; the call keeps its own code.
+    Returns the code to count."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        log.info("rpc_status_not_delivered", code=code.name, error=repr(exc))
+        return code.name
     log.error("rpc_failed", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    return "INTERNAL"  # not reached: abort raises

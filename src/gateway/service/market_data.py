@@ -164,6 +164,7 @@ class MarketDataServicer:
         ready = asyncio.Event()
         queued_ns = time.monotonic_ns()
         subscriber = self._market.subscribe(subscription, ready.set)
+        ending: tuple[grpc.StatusCode, str] | None = None
         log.info(
             "stream_opened",
             symbols=len(subscription.symbols),
@@ -183,11 +184,12 @@ class MarketDataServicer:
             if subscriber.cut_reason is not None:
                 metrics.STREAM_ENDS.labels("slow_client").inc()
                 log.warning("stream_cut_off", reason=subscriber.cut_reason, sent=subscriber.sent)
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, subscriber.cut_reason)
-            task.result()  # re-raises what broke the pump (the interceptor makes it INTERNAL)
-            if subscriber.closing is not None:
-                metrics.STREAM_ENDS.labels("shutdown").inc()
-                await context.abort(grpc.StatusCode.UNAVAILABLE, subscriber.closing)
+                ending = (grpc.StatusCode.RESOURCE_EXHAUSTED, subscriber.cut_reason)
+            else:
+                task.result()  # re-raises what broke the pump (the interceptor: INTERNAL)
+                if subscriber.closing is not None:
+                    metrics.STREAM_ENDS.labels("shutdown").inc()
+                    ending = (grpc.StatusCode.UNAVAILABLE, subscriber.closing)
         finally:
             pending = self._pumps.pop(subscriber, None)
             if pending is not None and not pending.done():
@@ -197,6 +199,11 @@ class MarketDataServicer:
             if stopped is not None:
                 self._drivers.pop(stopped).cancel()
             log.info("stream_closed", sent=subscriber.sent, conflated=subscriber.outbox.conflated)
+        if ending is not None:
+            # After the stream let go of everything: a client that stopped reading has a write
+            # of ours stuck in its flow-control window, and the status waits behind it until
+            # the client reads or the connection ends; the gateway holds nothing for it then.
+            await context.abort(*ending)
 
     async def _pump_updates(
         self, subscriber: Subscriber[FeedUpdate], ready: asyncio.Event, context: Context
