@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
+from feedhandlers.adapters.itch_connection import SoupFeedConnection
 from feedhandlers.adapters.kafka_sink import BUFFER_FULL, CONFLATED, KafkaTickSink
 from feedhandlers.app import FeedHandler, build, replay
 from feedhandlers.config import FeedHandlerSettings
@@ -166,7 +167,10 @@ async def test_simulated_feed_lands_keyed_in_order_and_resumes_after_a_venue_res
             )
             if isinstance(simulator, SoupBinTcpServer):  # let it send all it has first
                 await simulator.pause_market()
-                await asyncio.sleep(1.0)
+                connection = handler.connection
+                assert isinstance(connection, SoupFeedConnection)
+                history = simulator.feed.history
+                await _until(lambda: connection.next_sequence == len(history) + 1, 30, "the rest")
             seen = handler.connection.reconnects.total()
             await simulator.stop()  # the last published book is now final
             # the disconnect is seen after the last byte: everything it sent has been read
@@ -346,10 +350,16 @@ async def test_sigterm_flushes_every_accepted_tick(
     log = tmp_path / "feedhandler.log"
     try:
         with _process([sys.executable, "-m", "feedhandlers"], env, log) as process:
-            deadline = time.monotonic() + 20
-            while simulator.events < 600:  # the simulator counts its events
+            # SIGTERM only once the handler reads the venue (so its signal handlers are set:
+            # on a busy machine its imports alone can take longer than a fixed wait), and
+            # after it has taken a few hundred events
+            deadline = time.monotonic() + 60  # a guard against a hang, far above the need
+            subscribed_at: int | None = None
+            while subscribed_at is None or simulator.events < subscribed_at + 600:
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "the handler did not run"
+                if subscribed_at is None and '"venue_subscribed"' in log.read_text():
+                    subscribed_at = simulator.events
                 await asyncio.sleep(0.1)
             process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(process.wait, 30)

@@ -31,6 +31,7 @@ from marketcore.instruments import InstrumentKey
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
+from tests.support import subscribed
 
 TOKEN = "process-token-0123456789abcdef"
 SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
@@ -156,7 +157,7 @@ async def test_two_processes_serve_side_by_side_and_sigterm_drains_streams(
         response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
     calls = [client.subscribe(["PROC"], "ITPROC") for client in clients]
-    await asyncio.sleep(0.3)
+    await subscribed(*calls)
 
     producer = make_producer(kafka_settings)
     tick = PriceUpdate(
