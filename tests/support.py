@@ -27,7 +27,12 @@ class ListSink:
         return [PriceUpdate.FromString(value) for _, value in self.records]
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+# Waits in tests end when their condition holds; their timeouts only stop a hang and are far
+# above what a busy machine needs (pytest-timeout, 60 s, is the last guard).
+GUARD_S = 30.0
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = GUARD_S) -> None:
     """Poll a condition on objects the code under test updates (no event to wait on)."""
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110
@@ -63,7 +68,7 @@ def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
 
 
 async def drain_to_error(
-    call: Any, timeout_s: float = 10
+    call: Any, timeout_s: float = GUARD_S
 ) -> tuple[list[int], grpc.aio.AioRpcError]:
     """Read a price stream to its end; the feed sequences read and the error that ended it."""
     read: list[int] = []

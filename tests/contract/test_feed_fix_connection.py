@@ -14,7 +14,8 @@ from marketcore.normalization import RejectReason
 from tests.support import ListSink, running, until
 
 SYMBOLS = ["AAPL", "MSFT", "IBM"]
-FAST = ConnectionSettings(open_timeout_s=2.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2))
+# Fast reconnects; an open timeout far beyond a starved process's pauses (connections counted).
+FAST = ConnectionSettings(open_timeout_s=30.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2))
 
 
 def _connection(acceptor: FixAcceptor, sink: ListSink, heartbeat_s: int = 30) -> FixFeedConnection:

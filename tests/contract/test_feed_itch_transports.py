@@ -20,8 +20,10 @@ from marketcore.trading_calendar import trade_date_text
 from tests.support import ListSink, free_port, running, until
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
+# Fast reconnects; silence and open timeouts far beyond a starved process's pauses (these tests
+# count connections, and a busy machine must not add one).
 FAST = ConnectionSettings(
-    silence_timeout_s=3.0, open_timeout_s=2.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
+    silence_timeout_s=30.0, open_timeout_s=30.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
 )
 SAMPLE = Path(__file__).parents[1] / "data" / "itch" / "ex20101224.TEST_ITCH_50.gz"
 

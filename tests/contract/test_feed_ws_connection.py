@@ -16,8 +16,10 @@ from marketcore.backoff import BackoffPolicy
 from tests.support import ListSink, running, until
 
 SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD"]
+# Fast reconnects; silence and open timeouts far beyond a starved process's pauses (these tests
+# count connections, and a busy machine must not add one).
 FAST = ConnectionSettings(
-    silence_timeout_s=2.0, open_timeout_s=2.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
+    silence_timeout_s=30.0, open_timeout_s=30.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
 )
 
 

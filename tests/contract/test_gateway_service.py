@@ -98,7 +98,7 @@ async def served() -> AsyncIterator[Served]:
         return feeds[0]
 
     gateway = await app.start(settings, store=store, feed_factory=feed_factory)
-    client = GatewayClient(f"127.0.0.1:{gateway.port}", token=TOKEN, timeout_s=5)
+    client = GatewayClient(f"127.0.0.1:{gateway.port}", token=TOKEN, timeout_s=30)
     yield Served(gateway, feeds[0], store, client)
     await client.close()
     if not feeds[0].stopped:
@@ -107,7 +107,7 @@ async def served() -> AsyncIterator[Served]:
 
 async def _take(call: grpc.aio.UnaryStreamCall[PriceSubscription, PriceUpdate], count: int):
     received = []
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):  # a guard against a hang
         async for update in call:
             received.append(update)
             if len(received) == count:
@@ -474,7 +474,7 @@ async def test_batches_respect_the_max_size_and_keep_sequence_numbers(served: Se
     served.feed.push([tick(symbol, n + 1) for n, symbol in enumerate(symbols)])
     updates = []
     sizes = []
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):  # a guard against a hang
         async for batch in call:
             sizes.append(len(batch.updates))
             updates += batch.updates
@@ -567,7 +567,7 @@ async def test_shutdown_ends_shared_streams_after_what_their_group_held(served: 
 async def _drain_batches_to_error(call) -> tuple[list[int], grpc.aio.AioRpcError]:
     read: list[int] = []
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):  # a guard against a hang
             async for batch in call:
                 read += [u.feed_sequence for u in batch.updates]
     except grpc.aio.AioRpcError as exc:

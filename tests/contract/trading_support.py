@@ -115,7 +115,7 @@ class TradingServed:
 
     def client(self, token: str) -> GatewayClient:
         if token not in self.clients:
-            self.clients[token] = GatewayClient(self.target, token=token, timeout_s=5)
+            self.clients[token] = GatewayClient(self.target, token=token, timeout_s=30)
         return self.clients[token]
 
     def records(self, topic: str) -> list[Record]:
@@ -156,7 +156,7 @@ async def trading_gateway(
         await app.stop(gateway)
 
 
-async def read_until(call: Any, predicate: Any, timeout_s: float = 5.0) -> list[TradingMessage]:
+async def read_until(call: Any, predicate: Any, timeout_s: float = 30.0) -> list[TradingMessage]:
     """Read a LiveTrading call until ``predicate(message)``; returns everything read."""
     seen: list[TradingMessage] = []
 
