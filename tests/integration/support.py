@@ -55,7 +55,7 @@ def create_topics_and_wait(
             time.sleep(0.05)
 
 
-def flush_or_fail(producer: Producer, bootstrap: str, timeout_s: float = 10.0) -> None:
+def flush_or_fail(producer: Producer, bootstrap: str, timeout_s: float = 30.0) -> None:
     remaining = producer.flush(timeout_s)
     if remaining:
         pytest.fail(
@@ -69,7 +69,7 @@ def consume_or_fail(
     consumer: Consumer,
     count: int,
     bootstrap: str,
-    timeout_s: float = 15.0,
+    timeout_s: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Message]:
     """Poll until ``count`` records arrived, or fail saying what is missing after ``timeout_s``."""

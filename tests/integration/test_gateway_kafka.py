@@ -71,7 +71,7 @@ class Harness:
 
         await asyncio.to_thread(send)
 
-    async def quote_when(self, symbol: str, seq: int, timeout_s: float = 15) -> QuoteResponse:
+    async def quote_when(self, symbol: str, seq: int, timeout_s: float = 30) -> QuoteResponse:
         """GetQuote, polled until the gateway has consumed the tick with ``seq``."""
         deadline = time.monotonic() + timeout_s
         while True:

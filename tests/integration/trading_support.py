@@ -41,7 +41,7 @@ def create_topics(admin: AdminClient, names: Sequence[str], partitions: int = 4)
     create_topics_and_wait(admin, names, partitions)
 
 
-def read_committed(settings: KafkaSettings, topic: str, timeout_s: float = 15.0) -> list[Event]:
+def read_committed(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> list[Event]:
     """Every committed record of ``topic`` so far, partition by partition."""
     decode = {
         "orders": OrderStatusUpdate.FromString,
@@ -193,7 +193,7 @@ class TradingHarness:
             update.ask_micros,
         )
 
-    async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 15) -> None:
+    async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:
