@@ -26,7 +26,7 @@ TICKS_DROPPED = Counter(
 )
 SIZES_DROPPED = Counter(
     "feedhandler_sizes_dropped_total",
-    "Sizes or volumes sent as 0 (unknown) because they are finer than a micro",
+    "Sizes or volumes sent as 0 (unknown) because they have more than nine decimals",
     ["venue"],
 )
 DELIVERY_ERRORS = Counter(

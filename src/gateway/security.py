@@ -19,7 +19,7 @@ from typing import Protocol
 
 import grpc
 
-from financial.marketdata.v1 import services_pb2
+from financial.marketdata.v2 import services_pb2
 from gateway.errors import ConfigError
 
 # From the descriptor: importing services_pb2 also registers the service with the default

@@ -38,7 +38,7 @@ class CassandraSettings(BaseSettings):
 
     contact_points: str = "127.0.0.1"  # comma-separated hosts
     port: int = 9042
-    keyspace: str = "market_data"
+    keyspace: str = "market_data_v2"  # the schema version: v1 tables held micros
     local_dc: str = "datacenter1"
     # SimpleStrategy for one local node; NetworkTopologyStrategy with per-DC
     # factors ("dc1:3,dc2:3") in Kubernetes.

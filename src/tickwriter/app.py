@@ -17,7 +17,7 @@ from cassandra.cluster import Cluster
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from financial.marketdata.v1 import services_pb2, services_pb2_grpc
+from financial.marketdata.v2 import services_pb2, services_pb2_grpc
 from marketcore.backoff import BackoffPolicy
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError

@@ -15,9 +15,9 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
-from financial.marketdata.v1.services_pb2 import WriteAck
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, TickBatch
+from financial.marketdata.v2.services_pb2 import WriteAck
 from tickwriter.daily_bars import fold
 from tickwriter.decode import validated_tick_row
 from tickwriter.errors import RecordRejected, WriteFailed

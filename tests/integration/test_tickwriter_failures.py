@@ -25,7 +25,7 @@ from cassandra.cluster import Session
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v2 import services_pb2_grpc
 from marketinfra.kafka import make_consumer, make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from mdgw.localinfra import LocalInfraSettings, down, status, up
@@ -252,17 +252,25 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         "TICKWRITER_FLUSH_MAX_RECORDS": "50",
     }
 
-    def start(grpc_port: int = 0) -> subprocess.Popen[bytes]:
+    def start(grpc_port: int = 0, **extra: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "tickwriter"],
-            env={**env, "TICKWRITER_GRPC_PORT": str(grpc_port)},
+            env={**env, "TICKWRITER_GRPC_PORT": str(grpc_port), **extra},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
-    first = start()
+    # The first writer writes one row per batch, one batch at a time: slow enough that it is
+    # still writing when it is killed (at full speed it could finish all of them between two
+    # looks at the table).
+    first = start(TICKWRITER_ROWS_PER_BATCH="1", TICKWRITER_MAX_IN_FLIGHT="1")
     try:
-        wait_for(lambda: len(row_sequences(cassandra_session, "KILLED")) >= 300, 60, "some rows")
+        wait_for(
+            lambda: len(row_sequences(cassandra_session, "KILLED")) >= 300,
+            60,
+            "some rows",
+            interval_s=0.05,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -295,7 +303,7 @@ def _check_served(port: int) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=15)
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "financial.marketdata.v1.TickWriterService"):
+        for service in ("", "financial.marketdata.v2.TickWriterService"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         ack = services_pb2_grpc.TickWriterServiceStub(channel).WriteTick(

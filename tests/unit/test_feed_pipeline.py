@@ -20,10 +20,10 @@ from feedhandlers.pipeline import PARSER_BUG, FeedPipeline
 from feedhandlers.replay import ReplayPace, replay_capture
 from feedhandlers.simulator.walk import QuoteWalk
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketinfra.kafka import ConfigValue
 from marketinfra.settings import KafkaSettings
-from tests.support import ListSink
+from tests.support import ListSink, nanos
 
 
 def _ticker(product: str, price: str, time: str = "2021-04-17T16:43:30.244075Z") -> bytes:
@@ -39,10 +39,10 @@ def test_pipeline_numbers_ticks_per_instrument_and_keys_them() -> None:
     for product, price in [("BTC-USD", "1"), ("ETH-USD", "2"), ("BTC-USD", "3")]:
         pipeline.on_frame(_ticker(product, price), 42)
     decoded = [(key, PriceUpdate.FromString(value)) for key, value in sink.records]
-    assert [(k, u.feed_sequence, u.last_micros) for k, u in decoded] == [
-        (b"COINBASE|BTC-USD", 1, 1_000_000),
-        (b"COINBASE|ETH-USD", 1, 2_000_000),
-        (b"COINBASE|BTC-USD", 2, 3_000_000),
+    assert [(k, u.feed_sequence, nanos(u.last)) for k, u in decoded] == [
+        (b"COINBASE|BTC-USD", 1, 1_000_000_000),
+        (b"COINBASE|ETH-USD", 1, 2_000_000_000),
+        (b"COINBASE|BTC-USD", 2, 3_000_000_000),
     ]
     assert {u.feed_handler_id for _, u in decoded} == {"fh-1"}
     assert {u.received_time_ns for _, u in decoded} == {42}
