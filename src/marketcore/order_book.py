@@ -13,14 +13,25 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from functools import lru_cache
 
 from marketcore.fixed_point import NANOS_DECIMALS
+from marketcore.scaled_decimal import parse_scaled
 
 BOOK_DECIMALS = 12
 # Largest price or size a book accepts (1e18 units): far above any real market, and inside
 # the wire range (``fixed_point.NANOS_LIMIT``), so every exact top converts.
 BOOK_LIMIT = 10 ** (18 + BOOK_DECIMALS)
 _TO_NANOS = 10 ** (BOOK_DECIMALS - NANOS_DECIMALS)
+
+
+@lru_cache(maxsize=1 << 16)
+def parse_book_value(text: str) -> int:
+    """A venue's price or size text at the book scale, exactly (``parse_scaled``); raises
+    NotRepresentableError. Remembered: a book's level prices, and many of its sizes, come
+    back in update after update (in the Coinbase capture 80% of prices and 65% of sizes had
+    been seen before), and a hit costs a quarter of a parse."""
+    return parse_scaled(text, BOOK_DECIMALS, BOOK_LIMIT)
 
 
 def book_to_nanos(value: int) -> int | None:
