@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from feedhandlers import metrics
 from feedhandlers.adapters.fix_connection import FixFeedConnection
 from feedhandlers.adapters.itch_connection import MoldReceiver, SoupFeedConnection
 from feedhandlers.adapters.kafka_sink import KafkaTickSink
@@ -109,6 +110,7 @@ def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -
         overflow_max_instruments=settings.overflow_max_instruments,
         stats_interval_ms=settings.stats_interval_ms,
         wait_when_full=wait_when_full,
+        observe_latency=metrics.PRODUCE_LATENCY.labels(settings.venue).observe,
     )
 
 
@@ -272,7 +274,7 @@ async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) ->
 
 def _start(settings: FeedHandlerSettings) -> None:
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
 
 
 def main(settings: FeedHandlerSettings | None = None) -> int:

@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
+from gateway import metrics
 from gateway.adapters.kafka_feed import KafkaFeed
 from gateway.adapters.quote_store import CassandraQuoteStore
 from gateway.config import GatewaySettings
@@ -316,5 +317,5 @@ def main(overrides: Mapping[str, Any] | None = None) -> int:
         log.error("gateway_config_invalid", problems=problems)  # noqa: TRY400 - no traceback
         return 2
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
     return uvloop.run(serve(settings))

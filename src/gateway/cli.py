@@ -112,6 +112,7 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
     from pydantic import ValidationError
 
     from gateway.config import GatewaySettings
+    from gateway.metrics import SUPERVISOR_REGISTRY
     from gateway.workers import Supervisor
     from marketinfra.logging import configure_logging
     from marketinfra.metrics import start_metrics_endpoint
@@ -125,7 +126,7 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
         print("mdgw gateway: --workers needs a fixed port (workers share it)", file=sys.stderr)
         return 2
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, SUPERVISOR_REGISTRY)
     environment = {f"GATEWAY_{name.upper()}": str(value) for name, value in overrides.items()}
     if settings.trading == "off":
         supervisor = Supervisor(workers, environment, settings.metrics.port)

@@ -24,6 +24,7 @@ from marketinfra.errors import InfraError, NotSetUpError
 from marketinfra.kafka import make_admin, make_consumer, make_producer, require_topics
 from marketinfra.logging import configure_logging
 from marketinfra.metrics import start_metrics_endpoint
+from tickwriter import metrics
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
 from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.adapters.repository import CassandraRowWriter
@@ -136,7 +137,7 @@ async def serve(app: TickWriter) -> int:
 def main() -> int:
     settings = TickWriterSettings()
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
     try:
         app = build(settings)
     except InfraError as exc:

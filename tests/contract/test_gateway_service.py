@@ -13,7 +13,6 @@ import grpc
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import REGISTRY
 
 from financial.marketdata.v2 import services_pb2_grpc
 from financial.marketdata.v2.orders_pb2 import OrderRequest, TradingMessage
@@ -31,6 +30,7 @@ from gateway.config import GatewaySettings
 from gateway.core.quotes import DayBar
 from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
 from gateway.market import MarketData
+from gateway.metrics import REGISTRY
 from marketcore.backoff import BackoffPolicy
 from marketcore.instruments import InstrumentKey
 from marketcore.trading_calendar import trade_date_text

@@ -23,7 +23,6 @@ import grpc
 import pytest
 from cassandra.cluster import Session
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import REGISTRY
 
 from financial.marketdata.v2 import services_pb2_grpc
 from marketinfra.kafka import make_consumer, make_producer
@@ -42,6 +41,7 @@ from tests.integration.tickwriter_support import (
     writer_settings,
 )
 from tests.support import free_port
+from tickwriter.metrics import REGISTRY
 from tickwriter.service import TickWriterServicer
 
 OUTAGE_S = 20
