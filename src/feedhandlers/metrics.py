@@ -83,3 +83,9 @@ SECONDS_SINCE_LAST_MESSAGE = Gauge(
 CONNECTED = Gauge(
     "feedhandler_connected", "1 while subscribed to the venue", ["venue"], registry=REGISTRY
 )
+EVENT_LOOP_LAG = Histogram(
+    "feedhandler_event_loop_lag_seconds",
+    "How much later than asked a timer fired on the asyncio loop (marketinfra.loop_lag)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)

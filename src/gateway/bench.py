@@ -319,6 +319,10 @@ class SyntheticFeed:
     def crashed(self) -> BaseException | None:
         return None
 
+    @property
+    def connected(self) -> bool:
+        return self.alive
+
     def ticks(self, count: int) -> list[FeedUpdate]:
         updates = []
         now = time.time_ns()

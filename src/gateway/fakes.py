@@ -78,6 +78,10 @@ class ManualFeed:
     def crashed(self) -> BaseException | None:
         return None
 
+    @property
+    def connected(self) -> bool:
+        return self.alive
+
     def push(self, updates: Iterable[PriceUpdate]) -> None:
         """Decode and apply now (call on the loop)."""
         self.push_decoded(decoded(updates))

@@ -87,6 +87,13 @@ JOURNAL_RECORDS = Counter(
     "gateway_journal_records_total", "Order event records committed", registry=REGISTRY
 )
 
+EVENT_LOOP_LAG = Histogram(
+    "gateway_event_loop_lag_seconds",
+    "How much later than asked a timer fired on the asyncio loop (marketinfra.loop_lag)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+
 # -- the --workers supervisor (gateway/workers.py) ----------------------------------------------
 WORKERS_ALIVE = Gauge(
     "gateway_workers_alive", "Gateway worker processes running", registry=SUPERVISOR_REGISTRY

@@ -7,23 +7,33 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import orjson
 import structlog
 from cassandra.cluster import Cluster
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from financial.marketdata.v2 import services_pb2, services_pb2_grpc
 from marketcore.backoff import BackoffPolicy
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError
-from marketinfra.kafka import make_admin, make_consumer, make_producer, require_topics
+from marketinfra.health import Follower, HealthPort
+from marketinfra.kafka import (
+    brokers_up,
+    make_admin,
+    make_consumer,
+    make_producer,
+    require_topics,
+)
 from marketinfra.logging import configure_logging
+from marketinfra.loop_lag import watch_loop_lag
 from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.readiness import CASSANDRA, KAFKA, PARTITIONS, Readiness
 from tickwriter import metrics
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
 from tickwriter.adapters.kafka_stats import LagGauges
@@ -51,6 +61,7 @@ class TickWriter:
     cluster: Cluster
     writer: CassandraRowWriter
     pipeline: TickPipeline
+    readiness: Readiness
 
 
 def build(settings: TickWriterSettings) -> TickWriter:
@@ -66,6 +77,10 @@ def build(settings: TickWriterSettings) -> TickWriter:
     writer = CassandraRowWriter(
         session, settings.cassandra.keyspace, settings.rows_per_batch, settings.max_in_flight
     )
+    readiness = Readiness()
+    readiness.add(PARTITIONS, "not in the consumer group yet")
+    readiness.add(CASSANDRA, "not written yet")
+    readiness.set(CASSANDRA, True)  # connected just above; unmet while writes fail
     commit_timer = CommitTimer()
     overrides: dict[str, Any] = {
         "session.timeout.ms": settings.session_timeout_ms,
@@ -75,7 +90,8 @@ def build(settings: TickWriterSettings) -> TickWriter:
     if settings.stats_interval_ms:
         lag_gauges = LagGauges(refresh_interval_s=settings.stats_interval_ms / 1000)
         overrides["statistics.interval.ms"] = settings.stats_interval_ms
-        overrides["stats_cb"] = lag_gauges.on_stats
+        overrides["stats_cb"] = _on_stats(lag_gauges, readiness)
+        readiness.add(KAFKA, "no statistics from the brokers yet")
     if settings.group_instance_id:
         overrides["group.instance.id"] = settings.group_instance_id
     consumer = make_consumer(settings.kafka, settings.group_id, overrides)
@@ -91,8 +107,21 @@ def build(settings: TickWriterSettings) -> TickWriter:
         commit_timer,
         checkpoint_interval_s=settings.checkpoint_interval_ms / 1000,
         lag_gauges=lag_gauges,
+        readiness=readiness,
     )
-    return TickWriter(settings, cluster, writer, pipeline)
+    return TickWriter(settings, cluster, writer, pipeline, readiness)
+
+
+def _on_stats(lag_gauges: LagGauges, readiness: Readiness) -> Callable[[str], None]:
+    def on_stats(stats_json: str) -> None:
+        lag_gauges.on_stats(stats_json)
+        try:
+            connected = brokers_up(orjson.loads(stats_json))
+        except orjson.JSONDecodeError:
+            return
+        readiness.set(KAFKA, connected > 0, "no broker connected")
+
+    return on_stats
 
 
 async def serve(app: TickWriter) -> int:
@@ -102,10 +131,13 @@ async def serve(app: TickWriter) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    health = HealthServicer()  # TickWriterService's own, on its port, following readiness too
+    health_port = HealthPort(app.readiness, [Follower(health, ("", SERVICE_NAME))])
+    await health_port.start(settings.health)
+    loop_lag = asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG))
     worker = threading.Thread(target=app.pipeline.run, name="tickwriter-pipeline", daemon=True)
     worker.start()
     server: grpc.aio.Server | None = None
-    health = HealthServicer()
     if settings.grpc_port:
         server = grpc.aio.server(interceptors=[BindRpcContext(), ReportUnexpectedErrors()])
         services_pb2_grpc.add_TickWriterServiceServicer_to_server(
@@ -115,8 +147,6 @@ async def serve(app: TickWriter) -> int:
         address = f"{settings.grpc_address}:{settings.grpc_port}"
         server.add_insecure_port(address)
         await server.start()
-        for service in ("", SERVICE_NAME):
-            await health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("tickwriter_grpc_serving", address=address)
 
     while not stop.is_set() and worker.is_alive():
@@ -125,8 +155,9 @@ async def serve(app: TickWriter) -> int:
         except TimeoutError:
             continue
     log.info("tickwriter_stopping")
+    await health_port.stop()  # readiness goes NOT_SERVING first
+    loop_lag.cancel()
     if server is not None:
-        await health.enter_graceful_shutdown()  # readiness goes NOT_SERVING first
         await server.stop(GRPC_GRACE_S)
     app.pipeline.stop()
     await asyncio.to_thread(worker.join)

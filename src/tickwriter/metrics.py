@@ -49,3 +49,9 @@ PAUSED = Gauge(
     "1 while consumption is paused (Cassandra down)",
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "tickwriter_event_loop_lag_seconds",
+    "How much later than asked a timer fired on the asyncio loop (marketinfra.loop_lag)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)

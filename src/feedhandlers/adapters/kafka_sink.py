@@ -39,7 +39,7 @@ import orjson
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from marketinfra.kafka import ConfigValue, make_producer
+from marketinfra.kafka import ConfigValue, brokers_up, make_producer
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -225,18 +225,3 @@ class KafkaTickSink:
 
     def _on_stats(self, stats_json: str) -> None:
         self.brokers_up = brokers_up(orjson.loads(stats_json))
-
-
-def brokers_up(stats: dict[str, object]) -> int:
-    """Brokers a client is connected to, from one librdkafka statistics object (the
-    bootstrap placeholders, node id -1, are not brokers)."""
-    brokers = stats.get("brokers")
-    if not isinstance(brokers, dict):
-        return 0
-    return sum(
-        1
-        for broker in brokers.values()
-        if isinstance(broker, dict)
-        and broker.get("nodeid", -1) != -1
-        and broker.get("state") == "UP"
-    )

@@ -1,4 +1,12 @@
-"""Each service's real /metrics, from the process ``mdgw`` starts, as Prometheus reads it:
+"""The three services as ``mdgw`` starts them (simulator -> feed handler -> Kafka -> tick
+writer and gateway), checked as Kubernetes and Prometheus see them.
+
+Health, on each service's plaintext ``HEALTH_PORT`` (what the kubelet's gRPC probes ask):
+``liveness`` SERVING, and ``readiness`` SERVING once the service is connected (feed handler:
+Kafka and the venue; tick writer: Kafka, its group assignment, Cassandra; gateway: its feed
+and Cassandra).
+
+Each service's real /metrics, as Prometheus reads it:
 
 - ``promtool check metrics`` accepts it (exposition format and metric-naming lint);
 - it holds its own service's families and none of another service's (``mdgw`` imports all
@@ -15,8 +23,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from cassandra.cluster import Session
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.service_processes import Service, running, scrape
@@ -63,6 +73,26 @@ def _scrape_when(service: Service, port: int, ready: Callable[[str], bool]) -> s
     return service.until("its /metrics showed traffic", probe)
 
 
+def _health(port: int, service: str) -> int | None:
+    """The status of ``service`` on a health port, or None while it does not answer."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=5
+            )
+        except grpc.RpcError:
+            return None
+    return int(reply.status)
+
+
+def _until_ready(service: Service, port: int) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    service.until("it answered liveness", lambda: _health(port, "liveness"))
+    assert _health(port, "liveness") == serving
+    service.until("it was ready", lambda: True if _health(port, "readiness") == serving else None)
+    assert _health(port, "") == serving
+
+
 def _common_env(
     kafka: KafkaSettings, cassandra: CassandraSettings, metrics_port: int
 ) -> dict[str, str]:
@@ -72,10 +102,11 @@ def _common_env(
         "CASSANDRA_PORT": str(cassandra.port),
         "CASSANDRA_KEYSPACE": cassandra.keyspace,
         "METRICS_PORT": str(metrics_port),
+        "HEALTH_PORT": str(free_port()),
     }
 
 
-def test_each_service_exports_only_its_own_metrics_and_promtool_accepts_them(
+def test_each_service_gets_ready_and_exports_only_its_own_metrics_which_promtool_accepts(
     kafka_settings: KafkaSettings,
     cassandra_settings: CassandraSettings,
     cassandra_session: Session,
@@ -94,6 +125,7 @@ def test_each_service_exports_only_its_own_metrics_and_promtool_accepts_them(
         "FEEDHANDLER_URL": f"ws://127.0.0.1:{venue_port}",
         "FEEDHANDLER_SYMBOLS": "SIM0-USD,SIM1-USD",
         "FEEDHANDLER_TICKS_TOPIC": ticks,
+        "FEEDHANDLER_STATS_INTERVAL_MS": "500",
     }
     writer_env = {
         **env["tickwriter"],
@@ -116,6 +148,13 @@ def test_each_service_exports_only_its_own_metrics_and_promtool_accepts_them(
         running("tickwriter", ["tickwriter"], writer_env, tmp_path) as writer,
         running("gateway", ["gateway", "--workers", "1"], gateway_env, tmp_path) as gateway,
     ):
+        for service, service_env in (
+            (feed, feed_env),
+            (writer, writer_env),
+            (gateway, gateway_env),
+        ):
+            _until_ready(service, int(service_env["HEALTH_PORT"]))
+
         acked = re.compile(r"^feedhandler_produce_latency_seconds_count\{[^}]*\} [1-9]", re.M)
         text = _scrape_when(feed, ports["feedhandler"], lambda t: bool(acked.search(t)))
         families = _check(text, "feedhandler")
