@@ -44,6 +44,7 @@ class Readiness:
 
     def set(self, condition: str, met: bool, why_not: str = "") -> None:
         """Report a condition (cheap when nothing changed; any thread)."""
+        why_not = why_not or "not met"
         with self._lock:
             if condition not in self._known:
                 raise KeyError(f"readiness condition {condition!r} was never added")
@@ -53,10 +54,15 @@ class Readiness:
             if met:
                 del self._unmet[condition]
             else:
-                self._unmet[condition] = why_not or "not met"
+                self._unmet[condition] = why_not
+            reason = self._unmet.get(condition)
             ready = not self._unmet
         log.info(
-            "readiness_changed", condition=condition, met=met, reason=why_not or None, ready=ready
+            "readiness_changed",
+            condition=condition,
+            met=met,
+            reason=None if met else reason,
+            ready=ready,
         )
         if met != was_met:
             self._notify()
