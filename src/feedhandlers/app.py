@@ -128,13 +128,14 @@ class FeedHandler:
     readiness: Readiness = field(default_factory=Readiness)
 
     def __post_init__(self) -> None:
-        self.readiness.add(KAFKA, "no statistics from the brokers yet")
+        self.readiness.add(KAFKA, "not checked yet")
         self.readiness.add(VENUE, "not connected yet")
 
     def upkeep(self) -> None:
         self.sink.poll()
         self.publisher.publish(self.pipeline.counters, self.sink, self.connection)
-        self.readiness.set(KAFKA, bool(self.sink.brokers_up), "no broker connected")
+        # before the first statistics: build() reached the brokers (require_topics)
+        self.readiness.set(KAFKA, self.sink.brokers_up != 0, "no broker connected")
         self.readiness.set(VENUE, self.connection.connected, "not connected to the venue")
 
 

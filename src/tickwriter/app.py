@@ -91,7 +91,8 @@ def build(settings: TickWriterSettings) -> TickWriter:
         lag_gauges = LagGauges(refresh_interval_s=settings.stats_interval_ms / 1000)
         overrides["statistics.interval.ms"] = settings.stats_interval_ms
         overrides["stats_cb"] = _on_stats(lag_gauges, readiness)
-        readiness.add(KAFKA, "no statistics from the brokers yet")
+        readiness.add(KAFKA, "not checked yet")
+        readiness.set(KAFKA, True)  # require_topics reached the brokers; then statistics say
     if settings.group_instance_id:
         overrides["group.instance.id"] = settings.group_instance_id
     consumer = make_consumer(settings.kafka, settings.group_id, overrides)

@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from financial.marketdata.v2 import services_pb2_grpc
 from marketinfra.kafka import make_consumer, make_producer
+from marketinfra.readiness import CASSANDRA
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from mdgw.localinfra import LocalInfraSettings, down, status, up
 from tests.integration.support import flush_or_fail
@@ -129,10 +130,12 @@ def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
             unavailable = _write_tick_status(TickWriterServicer(app.writer))
             during: list[dict[int, int]] = []
             paused: list[float | None] = []
+            unready: list[str | None] = []  # why readiness says the writer cannot write
             for _ in range(OUTAGE_S - 2):
                 time.sleep(1)
                 during.append(committed(lookup, topic, 2))
                 paused.append(REGISTRY.get_sample_value("tickwriter_consumption_paused"))
+                unready.append(app.readiness.unmet().get(CASSANDRA))
             lag_during = _lag(topic)
             up(infra_settings, only=["cassandra"])
             wait_until_queryable(cassandra_session)
@@ -140,11 +143,13 @@ def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
         # the producer has stopped; the writer that lived through the outage catches up
         wait_for(lambda: caught_up(lookup, topic, 2), 60, "the writer to catch up after it")
         assert REGISTRY.get_sample_value("tickwriter_consumption_paused") == 0
+        assert CASSANDRA not in app.readiness.unmet(), "readiness did not come back"
     lookup.close()
 
     assert unavailable is grpc.StatusCode.UNAVAILABLE
     assert all(sample == before for sample in during), "offsets moved while nothing was written"
     assert 1 in paused, "consumption was never paused"
+    assert any(unready), "readiness never said the writer could not write"
     assert lag_during >= lag_before + 20 * (OUTAGE_S - 4), "lag did not grow during the outage"
     assert row_sequences(cassandra_session, "OUTAGE") == list(range(1, feed.sent + 1)), (
         "every tick exactly once, in order"
