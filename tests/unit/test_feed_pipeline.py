@@ -11,7 +11,6 @@ from feedhandlers.adapters.kafka_sink import (
     BUFFER_FULL,
     CONFLATED,
     KafkaTickSink,
-    brokers_up,
 )
 from feedhandlers.capture import LineKind, parse_capture_line, venue_of_url
 from feedhandlers.config import FeedHandlerSettings
@@ -21,7 +20,7 @@ from feedhandlers.replay import ReplayPace, replay_capture
 from feedhandlers.simulator.walk import QuoteWalk
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
 from financial.marketdata.v2.prices_pb2 import PriceUpdate
-from marketinfra.kafka import ConfigValue
+from marketinfra.kafka import ConfigValue, brokers_up
 from marketinfra.settings import KafkaSettings
 from tests.support import ListSink, nanos
 

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the declared topics as Strimzi KafkaTopic resources (k8s/base/kafka/topics.yaml)",
     )
     topics.set_defaults(handler=run_topics)
-    from mdgw.commands import k8s_derived, k8s_smoke  # import every service: only when asked
+    from mdgw.commands import k8s_derived, k8s_smoke  # here: they import this module
 
     k8s_derived.register(actions)
     k8s_smoke.register(actions)
