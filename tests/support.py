@@ -6,12 +6,54 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
+from marketcore.fixed_point import parse_nanos
+from marketinfra.decimal_codec import decimal_nanos, set_decimal
+
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+def proto(message_type: type[MessageT], **fields: Any) -> MessageT:
+    """A message built from domain-style fields: ``<name>_nanos=<int>`` sets the ``Decimal``
+    field ``<name>`` exactly (``bid_nanos=64_123_450_000_000`` is bid 64123.45), and
+    ``<name>=<str>`` for a ``Decimal`` field parses the text (``bid="0.00001305"``); every
+    other field is passed as it is."""
+    decimals = {
+        name
+        for name, field in message_type.DESCRIPTOR.fields_by_name.items()
+        if field.message_type is not None and field.message_type.name == "Decimal"
+    }
+    plain: dict[str, Any] = {}
+    exact: dict[str, int] = {}
+    for name, value in fields.items():
+        base = name.removesuffix("_nanos")
+        if base != name and base in decimals:
+            exact[base] = value
+        elif name in decimals and isinstance(value, str):
+            exact[name] = parse_nanos(value)
+        else:
+            plain[name] = value
+    message = message_type(**plain)
+    for name, value in exact.items():
+        set_decimal(getattr(message, name), value)
+    return message
+
+
+def price_update(**fields: Any) -> PriceUpdate:
+    """``proto(PriceUpdate, ...)``."""
+    return proto(PriceUpdate, **fields)
+
+
+def nanos(value: Decimal) -> int:
+    """A ``Decimal`` field's exact value in nanos."""
+    return decimal_nanos(value)
 
 
 class ListSink:

@@ -15,13 +15,14 @@ import signal
 import socket
 import time
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 import uvloop
 
+from feedhandlers import metrics
 from feedhandlers.adapters.fix_connection import FixFeedConnection
 from feedhandlers.adapters.itch_connection import MoldReceiver, SoupFeedConnection
 from feedhandlers.adapters.kafka_sink import KafkaTickSink
@@ -53,12 +54,16 @@ from feedhandlers.venues.kraken.client import KrakenClient
 from feedhandlers.venues.kraken.parse import KrakenParser
 from marketcore.backoff import BackoffPolicy
 from marketinfra.errors import InfraError
+from marketinfra.health import HealthPort
 from marketinfra.kafka import make_admin, require_topics
 from marketinfra.logging import configure_logging
+from marketinfra.loop_lag import watch_loop_lag
 from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.readiness import KAFKA, Readiness
 
 log = structlog.get_logger(__name__)
 _UPKEEP_S = 0.1
+VENUE = "venue"  # readiness: subscribed to the venue
 
 
 def make_client(settings: FeedHandlerSettings) -> VenueClient:
@@ -108,6 +113,7 @@ def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -
         overflow_max_instruments=settings.overflow_max_instruments,
         stats_interval_ms=settings.stats_interval_ms,
         wait_when_full=wait_when_full,
+        observe_latency=metrics.PRODUCE_LATENCY.labels(settings.venue).observe,
     )
 
 
@@ -118,10 +124,18 @@ class FeedHandler:
     sink: KafkaTickSink
     connection: FeedConnection
     publisher: MetricsPublisher
+    readiness: Readiness = field(default_factory=Readiness)
+
+    def __post_init__(self) -> None:
+        self.readiness.add(KAFKA, "not checked yet")
+        self.readiness.add(VENUE, "not connected yet")
 
     def upkeep(self) -> None:
         self.sink.poll()
         self.publisher.publish(self.pipeline.counters, self.sink, self.connection)
+        # before the first statistics: build() reached the brokers (require_topics)
+        self.readiness.set(KAFKA, self.sink.brokers_up != 0, "no broker connected")
+        self.readiness.set(VENUE, self.connection.connected, "not connected to the venue")
 
 
 def connection_settings(settings: FeedHandlerSettings) -> ConnectionSettings:
@@ -232,7 +246,14 @@ async def serve(handler: FeedHandler) -> int:
         topic=handler.settings.ticks_topic,
         feed_handler_id=handler.pipeline.feed_handler_id,
     )
-    reason = await _until_stopped(handler, handler.connection.run())
+    health = HealthPort(handler.readiness)
+    await health.start(handler.settings.health)
+    loop_lag = asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG))
+    try:
+        reason = await _until_stopped(handler, handler.connection.run())
+    finally:
+        loop_lag.cancel()
+        await health.stop()
     return _finish(handler, reason)
 
 
@@ -276,7 +297,7 @@ async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) ->
 
 def _start(settings: FeedHandlerSettings) -> None:
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
 
 
 def main(settings: FeedHandlerSettings | None = None) -> int:

@@ -1,25 +1,12 @@
-"""Domain tick -> ``PriceUpdate`` bytes: where the proto message is built (and only here)."""
+"""Domain tick -> ``PriceUpdate`` bytes, in the feed hot path (``marketinfra.tick_codec``)."""
 
 from __future__ import annotations
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.ticks import Tick
+from marketinfra.tick_codec import tick_to_proto
 
 
 def encode_tick(tick: Tick, feed_handler_id: str, feed_sequence: int) -> bytes:
-    return PriceUpdate(
-        exchange=tick.exchange,
-        symbol=tick.symbol,
-        bid_micros=tick.bid_micros,
-        ask_micros=tick.ask_micros,
-        last_micros=tick.last_micros,
-        volume_micros=tick.volume_micros,
-        event_time_ns=tick.event_time_ns,
-        received_time_ns=tick.received_time_ns,
-        feed_handler_id=feed_handler_id,
-        venue_symbol=tick.venue_symbol,
-        bid_size_micros=tick.bid_size_micros,
-        ask_size_micros=tick.ask_size_micros,
-        last_size_micros=tick.last_size_micros,
-        feed_sequence=feed_sequence,
+    return tick_to_proto(
+        tick, feed_handler_id=feed_handler_id, feed_sequence=feed_sequence
     ).SerializeToString()

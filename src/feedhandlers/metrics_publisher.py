@@ -43,8 +43,6 @@ class MetricsPublisher:
             self._add(metrics.TICKS_DROPPED, sink.dropped)
             self._add(metrics.DELIVERY_ERRORS, sink.delivery_errors)
             metrics.BUFFER_DEPTH.labels(self.venue).set(sink.depth())
-            for quantile, seconds in sink.latency_s.items():
-                metrics.PRODUCE_LATENCY.labels(self.venue, quantile).set(seconds)
         if connection is not None:
             self._add(metrics.RECONNECTS, connection.reconnects)
             metrics.CONNECTED.labels(self.venue).set(1 if connection.connected else 0)

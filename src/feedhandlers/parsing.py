@@ -36,7 +36,7 @@ class FrameResult:
     # venue symbols whose book must be fetched again (checksum mismatch, update before
     # snapshot): the client resubscribes them
     resync: list[str] = field(default_factory=list)
-    sizes_dropped: int = 0  # sizes/volumes reported as unknown (finer than a micro)
+    sizes_dropped: int = 0  # sizes/volumes reported as unknown (more than nine decimals)
 
 
 def malformed(detail: str) -> FrameResult:

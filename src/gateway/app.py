@@ -1,12 +1,14 @@
 """Builds the gateway from settings and runs it on uvloop.
 
 Start: the Kafka feed is positioned first (so nothing produced after start-up is missed), then
-the server starts and health turns SERVING. Stop (SIGTERM or SIGINT): health turns
-NOT_SERVING, after ``shutdown_delay_s`` open streams send what is pending and end with
-UNAVAILABLE ("resubscribe"), calls in flight get ``shutdown_grace_s`` to finish, then the
-feed and the Cassandra session close and the process exits 0. Several processes can run side
-by side: each has its own consumer (no consumer group) and its own port, or one shared port
-with ``GATEWAY_REUSE_PORT``.
+the server starts, and health (on the public port and on the plaintext ``HEALTH_PORT``) follows
+readiness: SERVING while the feed reads every partition with a broker connected, a Cassandra
+node is up and, for the trading owner, the trading log is writable. Stop (SIGTERM or
+SIGINT): health turns NOT_SERVING, after ``shutdown_delay_s`` open streams send what is
+pending and end with UNAVAILABLE ("resubscribe"), calls in flight get ``shutdown_grace_s`` to
+finish, then the feed and the Cassandra session close and the process exits 0. Several
+processes can run side by side: each has its own consumer (no consumer group) and its own
+port, or one shared port with ``GATEWAY_REUSE_PORT``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
+from gateway import metrics
 from gateway.adapters.kafka_feed import KafkaFeed
 from gateway.adapters.quote_store import CassandraQuoteStore
 from gateway.config import GatewaySettings
@@ -50,12 +53,17 @@ from gateway.trading.relay import OWNER_MARK, TRADING_HEALTH, TradingRelay
 from gateway.trading.runtime import Trading, start_trading, stop_trading
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError
+from marketinfra.health import Follower, HealthPort
 from marketinfra.logging import configure_logging
+from marketinfra.loop_lag import watch_loop_lag
 from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.readiness import CASSANDRA, KAFKA, PARTITIONS, Readiness
 from marketinfra.settings import LogSettings
 
 log = structlog.get_logger(__name__)
 LAG_CHECK_INTERVAL_S = 0.1
+READINESS_CHECK_INTERVAL_S = 1.0
+TRADING_LOG = "trading_log"  # readiness: the trading owner can write its log
 _MS = 1000
 FeedFactory = Callable[[MarketData, asyncio.AbstractEventLoop], Feed]
 
@@ -104,6 +112,8 @@ class Gateway:
     relay: TradingRelay | None = None  # trading relayed to the owner worker
     internal_server: grpc.aio.Server | None = None  # the owner's socket for relays
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    readiness: Readiness = field(default_factory=Readiness)
+    health_port: HealthPort | None = None
 
 
 async def start(
@@ -155,17 +165,24 @@ async def start(
         if cluster is not None:
             cluster.shutdown()
         raise
-    for name in ("", SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if trading is not None:
+    if trading is not None:  # the owner serves trading; a relay's health follows its owner
         await health_servicer.set(TRADING_HEALTH, health_pb2.HealthCheckResponse.SERVING)
     gateway = Gateway(
         settings, server, port, servicer, market, health_servicer, feed, cluster, trading
     )
     gateway.relay, gateway.internal_server = relay, internal
+    _check_readiness(gateway, first=True)
+    gateway.health_port = HealthPort(gateway.readiness, [Follower(health_servicer, ("", SERVICE))])
+    try:
+        await gateway.health_port.start(settings.health)
+    except BaseException:
+        await stop(gateway)
+        raise
     gateway.tasks.append(asyncio.create_task(servicer.watch_lag(LAG_CHECK_INTERVAL_S)))
     if relay is not None:
         gateway.tasks.append(asyncio.create_task(relay.watch_owner(_trading_health(gateway))))
+    gateway.tasks.append(asyncio.create_task(_watch_readiness(gateway)))
+    gateway.tasks.append(asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG)))
     log.info(
         "gateway_serving",
         address=settings.address,
@@ -175,6 +192,36 @@ async def start(
         trading=settings.trading,
     )
     return gateway
+
+
+def _check_readiness(gateway: Gateway, *, first: bool = False) -> None:
+    """Report every readiness condition of this gateway (``first``: name them)."""
+    readiness, feed, cluster, trading = (
+        gateway.readiness,
+        gateway.feed,
+        gateway.cluster,
+        gateway.trading,
+    )
+    if first:
+        readiness.add(PARTITIONS, "feed not started")
+        readiness.add(KAFKA, "feed not started")
+        if cluster is not None:
+            readiness.add(CASSANDRA, "not checked yet")
+        if trading is not None:
+            readiness.add(TRADING_LOG, "not checked yet")
+    readiness.set(PARTITIONS, feed.alive, "the Kafka feed stopped")
+    readiness.set(KAFKA, feed.connected, "the Kafka feed has no broker connected")
+    if cluster is not None:
+        up = any(host.is_up for host in cluster.metadata.all_hosts())
+        readiness.set(CASSANDRA, up, "no Cassandra node up")
+    if trading is not None:
+        readiness.set(TRADING_LOG, trading.alive, "the trading log failed")
+
+
+async def _watch_readiness(gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(READINESS_CHECK_INTERVAL_S)
+        _check_readiness(gateway)
 
 
 async def _cassandra_store(settings: GatewaySettings) -> tuple[QuoteStore, Cluster]:
@@ -282,6 +329,8 @@ def _bind(server: grpc.aio.Server, settings: GatewaySettings) -> int:
 async def stop(gateway: Gateway) -> None:
     """Drain and close; safe to call once per started gateway."""
     settings = gateway.settings
+    if gateway.health_port is not None:
+        await gateway.health_port.stop()
     await gateway.health.enter_graceful_shutdown()
     log.info("gateway_stopping", streams=len(gateway.market.fanout))
     if settings.shutdown_delay_s:
@@ -341,5 +390,5 @@ def main(overrides: Mapping[str, Any] | None = None) -> int:
         log.error("gateway_config_invalid", problems=problems)  # noqa: TRY400 - no traceback
         return 2
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
     return uvloop.run(serve(settings))

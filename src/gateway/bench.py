@@ -38,7 +38,7 @@ import grpc
 import uvloop
 from pydantic import SecretStr
 
-from financial.marketdata.v1.prices_pb2 import (
+from financial.marketdata.v2.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
     PriceUpdateBatch,
@@ -54,6 +54,7 @@ from marketcore.instruments import InstrumentKey
 from marketcore.ticks import Tick
 from marketinfra.logging import configure_logging
 from marketinfra.settings import LogSettings
+from marketinfra.tick_codec import tick_to_proto
 from mdgw.machine import describe_machine
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -243,11 +244,14 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _price(symbol: str, n: int) -> PriceUpdate:
-    return PriceUpdate(
-        exchange=EXCHANGE, symbol=symbol, bid_micros=100_000_000 + n % 1000,
-        ask_micros=100_010_000 + n % 1000, last_micros=100_005_000, bid_size_micros=100_000_000,
-        ask_size_micros=200_000_000, event_time_ns=time.time_ns(), received_time_ns=time.time_ns(),
-        feed_handler_id="bench", feed_sequence=n,
+    return tick_to_proto(
+        Tick(
+            exchange=EXCHANGE, symbol=symbol, bid_nanos=100_000_000_000 + n % 1000 * 1000,
+            ask_nanos=100_010_000_000 + n % 1000 * 1000, last_nanos=100_005_000_000,
+            bid_size_nanos=100_000_000_000, ask_size_nanos=200_000_000_000,
+            event_time_ns=time.time_ns(), received_time_ns=time.time_ns(),
+            feed_handler_id="bench", feed_sequence=n,
+        )
     )  # fmt: skip
 
 
@@ -315,6 +319,10 @@ class SyntheticFeed:
     def crashed(self) -> BaseException | None:
         return None
 
+    @property
+    def connected(self) -> bool:
+        return self.alive
+
     def ticks(self, count: int) -> list[FeedUpdate]:
         updates = []
         now = time.time_ns()
@@ -322,7 +330,8 @@ class SyntheticFeed:
             self.sequence += 1
             symbol = SYMBOLS[self.sequence % len(SYMBOLS)]
             tick = Tick(
-                exchange=EXCHANGE, symbol=symbol, bid_micros=100_000_000, ask_micros=100_010_000,
+                exchange=EXCHANGE, symbol=symbol, bid_nanos=100_000_000_000,
+                ask_nanos=100_010_000_000,
                 event_time_ns=now + self.sequence, feed_handler_id="bench",
                 feed_sequence=self.sequence,
             )  # fmt: skip

@@ -22,12 +22,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse, QuoteSource
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, QuoteResponse, QuoteSource
 from gateway import trading_cli
 from gateway.client import GatewayClient, rpc_error_text
 from gateway.config import ClientSettings
 from gateway.errors import GatewayError
-from marketcore.fixed_point import format_micros
+from marketcore.fixed_point import NANOS_PER_UNIT, format_nanos
+from marketinfra.decimal_codec import decimal_nanos
 
 DEFAULT_CERT_DIR = Path(".mdgw/certs")
 
@@ -120,6 +122,7 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
     from pydantic import ValidationError
 
     from gateway.config import GatewaySettings
+    from gateway.metrics import SUPERVISOR_REGISTRY
     from gateway.workers import Supervisor
     from marketinfra.logging import configure_logging
     from marketinfra.metrics import start_metrics_endpoint
@@ -133,7 +136,7 @@ def _supervise(workers: int, overrides: dict[str, Any]) -> int:
         print("mdgw gateway: --workers needs a fixed port (workers share it)", file=sys.stderr)
         return 2
     configure_logging(settings.log)
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, SUPERVISOR_REGISTRY)
     environment = {f"GATEWAY_{name.upper()}": str(value) for name, value in overrides.items()}
     if settings.trading == "off":
         supervisor = Supervisor(workers, environment, settings.metrics.port)
@@ -178,12 +181,39 @@ def _run_quote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _price(micros: int) -> str:
-    return format_micros(micros) if micros else "-"
+def _price(value: Decimal, min_decimals: int = 2) -> str:
+    nanos = decimal_nanos(value)
+    return format_nanos(nanos, min_decimals=min_decimals) if nanos else "-"
 
 
-def _size(micros: int) -> str:
-    return format_micros(micros, min_decimals=0) if micros else "-"
+def _size(value: Decimal) -> str:
+    nanos = decimal_nanos(value)
+    return format_nanos(nanos, min_decimals=0) if nanos else "-"
+
+
+class PriceDecimals:
+    """The most decimals each instrument's prices have shown so far (at least 2): a stream
+    prints every price of an instrument with as many, so its column does not change width
+    when a price ends in zeros (0.00002288 then 0.00002290, not 0.0000229)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def observe(self, update: PriceUpdate) -> int:
+        key = (update.symbol, update.exchange)
+        decimals = self._seen.get(key, 2)
+        for value in (update.bid, update.ask, update.last):
+            decimals = max(decimals, significant_decimals(decimal_nanos(value)))
+        self._seen[key] = decimals
+        return decimals
+
+
+def significant_decimals(nanos: int) -> int:
+    """How many decimals ``nanos`` needs to be written exactly (0 to 9)."""
+    fraction = abs(nanos) % NANOS_PER_UNIT
+    if not fraction:
+        return 0
+    return 9 - (len(str(fraction)) - len(str(fraction).rstrip("0")))
 
 
 def _time(time_ns: int) -> str:
@@ -199,23 +229,21 @@ def format_quote(quote: QuoteResponse) -> str:
     lines = [
         f"{latest.symbol} on {latest.exchange}  ({source.get(quote.source, '?')}, "
         f"trade date {quote.trade_date or '-'})",
-        f"  bid {_price(latest.bid_micros)} x {_size(latest.bid_size_micros)}   "
-        f"ask {_price(latest.ask_micros)} x {_size(latest.ask_size_micros)}   "
-        f"last {_price(latest.last_micros)} x {_size(latest.last_size_micros)}",
-        f"  open {_price(quote.open_micros)}  high {_price(quote.day_high_micros)}  "
-        f"low {_price(quote.day_low_micros)}  prev close {_price(quote.prev_close_micros)}",
+        f"  bid {_price(latest.bid)} x {_size(latest.bid_size)}   "
+        f"ask {_price(latest.ask)} x {_size(latest.ask_size)}   "
+        f"last {_price(latest.last)} x {_size(latest.last_size)}",
+        f"  open {_price(quote.open)}  high {_price(quote.day_high)}  "
+        f"low {_price(quote.day_low)}  prev close {_price(quote.prev_close)}",
     ]
-    reference = latest.last_micros or (
-        (latest.bid_micros + latest.ask_micros) // 2
-        if latest.bid_micros and latest.ask_micros
-        else 0
-    )
-    if quote.prev_close_micros and reference:
-        change = reference - quote.prev_close_micros
-        basis_points = change * 10_000 // quote.prev_close_micros
+    bid, ask, last = (decimal_nanos(v) for v in (latest.bid, latest.ask, latest.last))
+    reference = last or ((bid + ask) // 2 if bid and ask else 0)
+    prev_close = decimal_nanos(quote.prev_close)
+    if prev_close and reference:
+        change = reference - prev_close
+        basis_points = change * 10_000 // prev_close
         sign = "+" if change >= 0 else "-"
         lines[-1] += (
-            f"  change {sign}{format_micros(abs(change))} "
+            f"  change {sign}{format_nanos(abs(change))} "
             f"({sign}{abs(basis_points) // 100}.{abs(basis_points) % 100:02d}%)"
         )
     lines.append(f"  event time {_time(latest.event_time_ns)}")
@@ -236,6 +264,7 @@ def _run_stream(args: argparse.Namespace) -> int:
 
 async def _stream(args: argparse.Namespace, console: Console) -> None:
     latest: dict[tuple[str, str], PriceUpdate] = {}
+    decimals = PriceDecimals()
     received = 0
     async with _client(args) as client:
         updates = client.stream_prices(
@@ -243,45 +272,53 @@ async def _stream(args: argparse.Namespace, console: Console) -> None:
         )
         if not console.is_terminal:
             async for update in updates:
-                print(format_update_line(update), flush=True)
+                print(format_update_line(update, decimals.observe(update)), flush=True)
                 received += 1
                 if args.count and received >= args.count:
                     return
             return
-        with Live(price_table(args.symbols, latest), console=console, refresh_per_second=8) as live:
+        with Live(
+            price_table(args.symbols, latest, decimals), console=console, refresh_per_second=8
+        ) as live:
             async for update in updates:
                 latest[(update.symbol, update.exchange)] = update
-                live.update(price_table(args.symbols, latest))
+                live.update(price_table(args.symbols, latest, decimals))
                 received += 1
                 if args.count and received >= args.count:
                     return
 
 
-def format_update_line(update: PriceUpdate) -> str:
+def format_update_line(update: PriceUpdate, decimals: int = 2) -> str:
     return (
         f"{update.stream_sequence:>8} {update.symbol:<10} {update.exchange:<10} "
-        f"bid {_price(update.bid_micros):>12} ask {_price(update.ask_micros):>12} "
-        f"last {_price(update.last_micros):>12}  {_time(update.event_time_ns)}"
+        f"bid {_price(update.bid, decimals):>12} ask {_price(update.ask, decimals):>12} "
+        f"last {_price(update.last, decimals):>12}  {_time(update.event_time_ns)}"
     )
 
 
-def price_table(symbols: Sequence[str], latest: dict[tuple[str, str], PriceUpdate]) -> Table:
+def price_table(
+    symbols: Sequence[str],
+    latest: dict[tuple[str, str], PriceUpdate],
+    decimals: PriceDecimals | None = None,
+) -> Table:
     table = Table(title="mdgw stream (Ctrl-C to stop)", title_justify="left")
     for name in ("symbol", "exchange", "bid", "bid size", "ask", "ask size", "last", "event time"):
         table.add_column(name, justify="left" if name in ("symbol", "exchange") else "right")
     table.add_column("seq", justify="right")
     order = {symbol: index for index, symbol in enumerate(symbols)}
+    decimals = decimals or PriceDecimals()
     for (symbol, exchange), update in sorted(
         latest.items(), key=lambda item: (order.get(item[0][0], 0), item[0][1])
     ):
+        places = decimals.observe(update)
         table.add_row(
             symbol,
             exchange,
-            _price(update.bid_micros),
-            _size(update.bid_size_micros),
-            _price(update.ask_micros),
-            _size(update.ask_size_micros),
-            _price(update.last_micros),
+            _price(update.bid, places),
+            _size(update.bid_size),
+            _price(update.ask, places),
+            _size(update.ask_size),
+            _price(update.last, places),
             _time(update.event_time_ns),
             str(update.stream_sequence),
         )

@@ -27,9 +27,9 @@ from typing import Any, Self
 
 import grpc
 
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
-from financial.marketdata.v1.prices_pb2 import (
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
+from financial.marketdata.v2.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
     PriceUpdateBatch,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate, PositionUpdate
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.orders_pb2 import OrderStatusUpdate, PositionUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from gateway.core.quotes import DayBar
 from gateway.core.updates import FeedUpdate
 from gateway.errors import JournalError, QuoteStoreError
@@ -78,6 +78,10 @@ class ManualFeed:
     def crashed(self) -> BaseException | None:
         return None
 
+    @property
+    def connected(self) -> bool:
+        return self.alive
+
     def push(self, updates: Iterable[PriceUpdate]) -> None:
         """Decode and apply now (call on the loop)."""
         self.push_decoded(decoded(updates))
@@ -140,7 +144,10 @@ class MemoryTradingLog:
             order = order_from_status(update)
             assert not isinstance(order, Malformed), order
             state.orders.append(order)
-        state.positions = [position_from_proto(update) for update in positions.values()]
+        for recorded in positions.values():
+            restored = position_from_proto(recorded)
+            assert not isinstance(restored, Malformed), restored
+            state.positions.append(restored)
         return state
 
     def append(self, records: list[Record]) -> asyncio.Future[None]:

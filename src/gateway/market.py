@@ -174,7 +174,7 @@ class MarketData:
             else:
                 today = next((bar for bar in bars if bar.trade_date == day), None)
                 before = next((bar for bar in bars if bar.trade_date < day), None)
-                self.book.merge_stored(key, day, today, before.close_micros if before else 0)
+                self.book.merge_stored(key, day, today, before.close_nanos if before else 0)
                 refreshed = self.book.quote(query)
                 if refreshed is not None:
                     memory = refreshed
@@ -203,5 +203,5 @@ class MarketData:
             return None
         today = bars[0] if bars and bars[0].trade_date == day else None
         before = next((bar for bar in bars if bar.trade_date < day), None)
-        quote = Quote(update, today, before.close_micros if before else 0, day)
+        quote = Quote(update, today, before.close_nanos if before else 0, day)
         return QuoteAnswer(quote, from_store=True)

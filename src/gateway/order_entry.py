@@ -2,11 +2,11 @@
 per trading message back. No I/O here, so ``mdgw order`` and ``mdgw trade`` share (and tests
 check) exactly the same parsing and wording.
 
-Quantities and prices are parsed from their decimal text straight into micros
-(``parse_micros``): ``"189.50"`` is 189_500_000, and a value finer than a micro is refused,
-never rounded. Checks made here are the ones a person gets wrong while typing (side, number
-format, time in force); the gateway still decides everything else (lot, tick, band, limits)
-and answers with a reject reason.
+Quantities and prices are parsed from their decimal text straight into nanos
+(``parse_nanos``): ``"189.50"`` is 189_500_000_000, and a value with more than nine decimals
+is refused, never rounded. Checks made here are the ones a person gets wrong while typing
+(side, number format, time in force); the gateway still decides everything else (lot, tick,
+band, limits) and answers with a reject reason.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.orders_pb2 import (
     ExecutionReport,
     OrderCancelRequest,
     OrderRequest,
@@ -28,7 +29,16 @@ from financial.marketdata.v1.orders_pb2 import (
     RequestReject,
     TradingMessage,
 )
-from marketcore.fixed_point import format_micros, parse_micros
+from marketcore.fixed_point import (
+    NANOS_DECIMALS,
+    NANOS_LIMIT,
+    NotADecimalError,
+    NotRepresentableError,
+    TooPreciseError,
+    format_nanos,
+    parse_nanos,
+)
+from marketinfra.decimal_codec import decimal_nanos, to_decimal
 
 MAX_ORDER_ID_LENGTH = 64  # the gateway refuses longer ids (gateway.trading.convert)
 SIDES = {"buy": common.SIDE_BUY, "sell": common.SIDE_SELL}
@@ -96,8 +106,8 @@ def order_request(
             f"order id must be 1 to {MAX_ORDER_ID_LENGTH} printable characters without "
             f"spaces, not {order_id!r}"
         )
-    limit_micros = _positive(limit, "limit price") if limit is not None else 0
-    stop_micros = _positive(stop, "stop price") if stop is not None else 0
+    limit_nanos = _positive(limit, "limit price") if limit is not None else 0
+    stop_nanos = _positive(stop, "stop price") if stop is not None else 0
     order_type = {
         (False, False): common.ORDER_TYPE_MARKET,
         (True, False): common.ORDER_TYPE_LIMIT,
@@ -108,9 +118,10 @@ def order_request(
         order_id=order_id,
         symbol=symbol,
         side=side_value,
-        quantity_micros=_positive(quantity, "quantity"),
-        limit_price_micros=limit_micros,
-        stop_price_micros=stop_micros,
+        quantity=to_decimal(_positive(quantity, "quantity")),
+        # a price not given stays unset (not an empty Decimal), as the protos document
+        limit_price=to_decimal(limit_nanos),
+        stop_price=to_decimal(stop_nanos),
         order_type=order_type,
         account_id=account_id,
         exchange=exchange,
@@ -123,11 +134,11 @@ def order_command(order: OrderRequest, client_flags: Sequence[str] = ()) -> str:
     runs to learn the state of an order whose answer was lost (the gateway answers an id it
     already placed with the order's state and places nothing)."""
     side = {common.SIDE_BUY: "buy", common.SIDE_SELL: "sell"}.get(order.side, "buy")
-    words = ["mdgw", "order", side, order.symbol, _quantity(order.quantity_micros)]
+    words = ["mdgw", "order", side, order.symbol, _quantity(order.quantity)]
     if order.order_type in (common.ORDER_TYPE_LIMIT, common.ORDER_TYPE_STOP_LIMIT):
-        words += ["--limit", format_micros(order.limit_price_micros)]
+        words += ["--limit", _price(order.limit_price)]
     if order.order_type in (common.ORDER_TYPE_STOP, common.ORDER_TYPE_STOP_LIMIT):
-        words += ["--stop", format_micros(order.stop_price_micros)]
+        words += ["--stop", _price(order.stop_price)]
     if order.exchange:
         words += ["--exchange", order.exchange]
     tif = order.time_in_force or common.TIME_IN_FORCE_DAY
@@ -139,14 +150,24 @@ def order_command(order: OrderRequest, client_flags: Sequence[str] = ()) -> str:
 
 
 def _positive(text: str, what: str) -> int:
-    """Exact micros of a positive decimal: 0 means "absent" on the wire, so it cannot be a
-    price, and a quantity must be positive."""
+    """Exact nanos of a positive decimal: 0 means "absent" on the wire, so it cannot be a
+    price, and a quantity must be positive. Nothing is rounded: a tenth decimal is refused."""
     try:
-        value = parse_micros(text.strip())
-    except ValueError:
+        value = parse_nanos(text.strip())
+    except TooPreciseError:
+        raise ValueError(
+            f"{what} {text!r} has more than {NANOS_DECIMALS} decimals: prices and quantities "
+            f"are exact to {NANOS_DECIMALS} places, never rounded"
+        ) from None
+    except NotADecimalError:
         value = 0
+    except NotRepresentableError:
+        raise ValueError(
+            f"{what} {text!r} is beyond the largest value carried "
+            f"({format_nanos(NANOS_LIMIT, min_decimals=0)})"
+        ) from None
     if value <= 0:
-        raise ValueError(f"{what} must be a positive number with at most 6 decimals, not {text!r}")
+        raise ValueError(f"{what} must be a positive number, not {text!r}")
     return value
 
 
@@ -233,8 +254,12 @@ def _name(lookup: Callable[[Any], str], value: int, prefix: str) -> str:
     return name.removeprefix(prefix)
 
 
-def _quantity(micros: int) -> str:
-    return format_micros(micros, min_decimals=0)
+def _quantity(value: Decimal) -> str:
+    return format_nanos(decimal_nanos(value), min_decimals=0)
+
+
+def _price(value: Decimal) -> str:
+    return format_nanos(decimal_nanos(value))
 
 
 def is_rejected(result: OrderResult) -> bool:
@@ -250,13 +275,13 @@ def describe_order(order: OrderRequest, *, exchange: str = "") -> str:
     """``buy 100 AAPL on NASDAQ limit 189.50 DAY``: the order as a person would say it.
     ``exchange``: where the gateway placed it (an order may leave the choice to it)."""
     side = {common.SIDE_BUY: "buy", common.SIDE_SELL: "sell"}.get(order.side, "?")
-    parts = [side, _quantity(order.quantity_micros), order.symbol]
+    parts = [side, _quantity(order.quantity), order.symbol]
     if exchange or order.exchange:
         parts += ["on", exchange or order.exchange]
     if order.order_type in (common.ORDER_TYPE_STOP, common.ORDER_TYPE_STOP_LIMIT):
-        parts += ["stop", format_micros(order.stop_price_micros)]
+        parts += ["stop", _price(order.stop_price)]
     if order.order_type in (common.ORDER_TYPE_LIMIT, common.ORDER_TYPE_STOP_LIMIT):
-        parts += ["limit", format_micros(order.limit_price_micros)]
+        parts += ["limit", _price(order.limit_price)]
     if order.order_type == common.ORDER_TYPE_MARKET:
         parts.append("at market")
     tif = order.time_in_force or common.TIME_IN_FORCE_DAY  # unspecified is treated as DAY
@@ -286,8 +311,9 @@ def format_result(result: OrderResult, order: OrderRequest | None = None) -> str
 def format_status(update: OrderStatusUpdate) -> str:
     """A change of one order: its status, what it is, how much has filled, and why (a reject
     or cancel reason)."""
-    total = update.order.quantity_micros or (
-        update.filled_quantity_micros + update.remaining_quantity_micros
+    filled = decimal_nanos(update.filled_quantity)
+    total = decimal_nanos(update.order.quantity) or (
+        filled + decimal_nanos(update.remaining_quantity)
     )
     parts = [
         update.order_id,
@@ -297,7 +323,7 @@ def format_status(update: OrderStatusUpdate) -> str:
             if update.order.order_id
             else update.symbol
         ),
-        f"filled {_quantity(update.filled_quantity_micros)} of {_quantity(total)}",
+        f"filled {format_nanos(filled, min_decimals=0)} of {format_nanos(total, min_decimals=0)}",
     ]
     if update.stop_triggered:
         parts.append("stop triggered")
@@ -313,28 +339,28 @@ def format_execution(report: ExecutionReport) -> str:
     where = f" on {report.exchange}" if report.exchange else ""
     line = (
         f"{report.order_id}  FILL {report.execution_id}  {verb} "
-        f"{_quantity(report.fill_quantity_micros)} {report.symbol}{where} at "
-        f"{format_micros(report.fill_price_micros)}  filled "
-        f"{_quantity(report.cumulative_quantity_micros)}, "
-        f"{_quantity(report.remaining_quantity_micros)} left"
+        f"{_quantity(report.fill_quantity)} {report.symbol}{where} at "
+        f"{_price(report.fill_price)}  filled "
+        f"{_quantity(report.cumulative_quantity)}, "
+        f"{_quantity(report.remaining_quantity)} left"
     )
-    if report.fees_micros:
-        line += f"  fees {format_micros(report.fees_micros)}"
+    if decimal_nanos(report.fees):
+        line += f"  fees {_price(report.fees)}"
     if report.venue:
         line += f"  venue {report.venue}"
     return line
 
 
 def format_position(position: PositionUpdate) -> str:
-    """The account's position in one instrument after a fill (cost and P&L in micros of the
-    currency: the rounded micros fields, which is what a person reads)."""
+    """The account's position in one instrument after a fill (cost and P&L to nine decimals
+    of the currency: the rounded fields, which is what a person reads)."""
     where = f" on {position.exchange}" if position.exchange else ""
-    net = position.net_quantity_micros
+    net = decimal_nanos(position.net_quantity)
     side = "long" if net > 0 else "short" if net < 0 else "flat"
     return (
-        f"POSITION  {position.symbol}{where}  {side} {_quantity(abs(net))}  "
-        f"cost {format_micros(position.cost_micros)}  "
-        f"realized P&L {format_micros(position.realized_pnl_micros)}"
+        f"POSITION  {position.symbol}{where}  {side} {format_nanos(abs(net), min_decimals=0)}  "
+        f"cost {_price(position.cost)}  "
+        f"realized P&L {_price(position.realized_pnl)}"
     )
 
 

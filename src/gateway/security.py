@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from financial.marketdata.v1 import services_pb2
+from financial.marketdata.v2 import services_pb2
 from gateway.errors import ConfigError
 from marketinfra import grpc_security
 from marketinfra.errors import SecurityConfigError

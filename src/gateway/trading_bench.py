@@ -31,22 +31,25 @@ import grpc
 import uvloop
 from pydantic import SecretStr
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import (
     ExecutionReport,
     OrderBatchSummary,
     OrderRequest,
     OrderResult,
     TradingMessage,
 )
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from gateway import app
 from gateway.config import GatewaySettings
 from gateway.fakes import ManualFeed, MemoryQuoteStore
 from gateway.market import MarketData
 from gateway.security import SERVICE
+from marketcore.fixed_point import NANOS_PER_UNIT
+from marketcore.ticks import Tick
+from marketinfra.decimal_codec import to_decimal
 from marketinfra.kafka import make_admin
 from marketinfra.settings import KafkaSettings
+from marketinfra.tick_codec import tick_to_proto
 from mdgw.machine import describe_machine
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -76,7 +79,7 @@ def _order(n: int, prefix: str) -> bytes:
         symbol=SYMBOL,
         exchange=EXCHANGE,
         side=common.SIDE_BUY if n % 2 == 0 else common.SIDE_SELL,
-        quantity_micros=1_000_000,
+        quantity=to_decimal(NANOS_PER_UNIT),
         order_type=common.ORDER_TYPE_MARKET,
     ).SerializeToString()
 
@@ -164,7 +167,7 @@ async def _bare_server() -> tuple[grpc.aio.Server, int]:
     """Client streaming: read the batch, answer a summary of one result per order. Bidi:
     answer every message with an execution report (the echo)."""
     report = TradingMessage(
-        execution=ExecutionReport(execution_id="x-1", fill_quantity_micros=1)
+        execution=ExecutionReport(execution_id="x-1", fill_quantity=to_decimal(NANOS_PER_UNIT))
     ).SerializeToString()
 
     async def submit(requests: AsyncIterator[bytes], context: Any) -> bytes:
@@ -226,10 +229,12 @@ async def _gateway(
     # a deep two-sided quote (no sizes: every order fills whole at the touch)
     feeds[0].push(
         [
-            PriceUpdate(
-                exchange=EXCHANGE, symbol=SYMBOL, bid_micros=100_000_000,
-                ask_micros=100_010_000, event_time_ns=now, received_time_ns=now,
-                feed_handler_id="bench", feed_sequence=1,
+            tick_to_proto(
+                Tick(
+                    exchange=EXCHANGE, symbol=SYMBOL, bid_nanos=100_000_000_000,
+                    ask_nanos=100_010_000_000, event_time_ns=now, received_time_ns=now,
+                    feed_handler_id="bench", feed_sequence=1,
+                )
             )
         ]
     )  # fmt: skip
@@ -249,6 +254,18 @@ def _topics(kafka: KafkaSettings, run_id: str, create: bool) -> None:
         futures = admin.delete_topics(names, operation_timeout=10)
     for future in futures.values():
         future.result(timeout=30)
+    if not create:
+        return
+    # the gateway reads them back at once: wait until the broker serves their metadata
+    deadline = time.monotonic() + 30
+    while True:
+        listed = admin.list_topics(timeout=10).topics
+        served = [n for n in names if n in listed and listed[n].error is None]
+        if len(served) == len(names) and all(len(listed[n].partitions) == 8 for n in names):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bench topics {names} were not served within 30 s")
+        time.sleep(0.05)
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:

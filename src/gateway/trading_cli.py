@@ -28,8 +28,8 @@ from typing import Any, TextIO
 
 import grpc
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import (
     OrderBatchSummary,
     OrderCancelRequest,
     OrderRequest,
@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             description=(
                 f"{side.capitalize()} SYMBOL: a market order, or with --limit a limit order, "
                 "--stop a stop order, both a stop-limit order. Prices and quantities are exact "
-                "decimals (at most 6 places). Exit 0 accepted, 1 rejected or failed, 2 bad input."
+                "decimals (at most 9 places, never rounded). Exit 0 accepted, 1 rejected or "
+                "failed, 2 bad input."
             ),
         )
         place.add_argument("symbol", metavar="SYMBOL")

@@ -31,15 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from prometheus_client import Counter, Gauge
 
+from gateway.metrics import WORKER_RESTARTS, WORKERS_ALIVE
 from marketcore.backoff import BackoffPolicy, backoff_delay
 
 log = structlog.get_logger(__name__)
-WORKERS_ALIVE = Gauge("gateway_workers_alive", "Gateway worker processes running")
-WORKER_RESTARTS = Counter(
-    "gateway_worker_restarts_total", "Workers restarted after an unexpected exit", ["worker"]
-)
 RESTART_BACKOFF = BackoffPolicy(base_s=0.5, cap_s=30.0)
 # A worker that ran this long before exiting starts the backoff over.
 HEALTHY_RUN_S = 60.0

@@ -1,7 +1,13 @@
-"""Fixed-point prices and sizes: integers in micro-units (1e-6), never floats.
+"""Exact prices and sizes: integers in nano-units (1e-9 of the unit), never floats.
 
-Venue text is parsed exactly (integer arithmetic on the digits); a value with
-more precision than a micro is refused rather than rounded, because a silently
+Every price, size, quantity, volume and notional in the domain is a Python ``int`` counting
+``10**-9`` of its unit (``*_nanos``): $152.37 is 152_370_000_000 and 0.000022880 BTC is
+22_880. Python integers do not overflow, so products (notionals, position costs) are exact;
+the range is checked where a value leaves for the wire (``NANOS_LIMIT``: the
+``financial.marketdata.v2.Decimal`` range, +-9.2e18 units).
+
+Venue text is parsed exactly (integer arithmetic on the digits); a value with more precision
+than nine decimals, or beyond the range, is refused rather than rounded, because a silently
 rounded price is a wrong price.
 """
 
@@ -12,9 +18,12 @@ from decimal import Decimal, InvalidOperation
 from marketcore.scaled_decimal import (
     INT64_MAX,
     INT64_MIN,
-    MICROS_DECIMALS,
+    NANOS_DECIMALS,
+    NANOS_LIMIT,
+    NotADecimalError,
     NotRepresentableError,
-    parse_micros_fast,
+    TooPreciseError,
+    parse_nanos_fast,
     parse_scaled,
     rescale,
 )
@@ -22,49 +31,58 @@ from marketcore.scaled_decimal import (
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
-    "MICROS_DECIMALS",
-    "MICROS_PER_UNIT",
+    "NANOS_DECIMALS",
+    "NANOS_LIMIT",
+    "NANOS_PER_UNIT",
+    "NotADecimalError",
     "NotRepresentableError",
-    "decimal_to_micros",
-    "format_micros",
-    "parse_micros",
-    "scaled_to_micros",
+    "TooPreciseError",
+    "decimal_to_nanos",
+    "format_nanos",
+    "in_range",
+    "parse_nanos",
+    "scaled_to_nanos",
 ]
 
-MICROS_PER_UNIT = 10**MICROS_DECIMALS
+NANOS_PER_UNIT: int = 10**NANOS_DECIMALS
 
 
-def parse_micros(text: str | bytes) -> int:
-    """Parse decimal text such as ``"152.37"`` or ``"1.5e-3"`` into micros, exactly.
+def parse_nanos(text: str | bytes) -> int:
+    """Parse decimal text such as ``"152.37"`` or ``"1.5e-3"`` into nanos, exactly.
 
-    Raises NotRepresentableError for malformed text, for digits finer than a
-    micro that are not zero, and for values outside int64.
+    Raises NotRepresentableError for malformed text (NotADecimalError), for non-zero digits
+    finer than 1e-9 (TooPreciseError) and for values beyond ``NANOS_LIMIT``.
     """
     raw = text.decode("ascii", "replace") if isinstance(text, bytes) else text
     if raw[:1] != "-":
-        return parse_micros_fast(raw)
-    # int64 reaches one further below zero than above it
-    return parse_scaled(raw, MICROS_DECIMALS, limit=-INT64_MIN)
+        return parse_nanos_fast(raw)
+    return parse_scaled(raw, NANOS_DECIMALS, limit=NANOS_LIMIT)
 
 
-def decimal_to_micros(value: Decimal) -> int:
-    """Exact conversion of a Decimal (as venue JSON may give) into micros."""
+def decimal_to_nanos(value: Decimal) -> int:
+    """Exact conversion of a Decimal (as venue JSON may give) into nanos."""
     try:
-        return parse_micros(format(value, "f"))
+        return parse_nanos(format(value, "f"))
     except (InvalidOperation, ValueError) as exc:
-        raise NotRepresentableError(f"not representable in micros: {value!r}") from exc
+        raise NotRepresentableError(f"not representable in nanos: {value!r}") from exc
 
 
-def scaled_to_micros(value: int, decimals: int) -> int:
+def scaled_to_nanos(value: int, decimals: int) -> int:
     """Convert an integer with ``decimals`` implied decimal places (ITCH Price(4), Price(8))."""
-    return rescale(value, decimals, MICROS_DECIMALS)
+    return rescale(value, decimals, NANOS_DECIMALS)
 
 
-def format_micros(micros: int, *, min_decimals: int = 2) -> str:
-    """Render micros as decimal text without going through float: 152370000 -> "152.37"."""
-    sign = "-" if micros < 0 else ""
-    whole, fraction = divmod(abs(micros), MICROS_PER_UNIT)
-    fraction_text = f"{fraction:06d}".rstrip("0")
+def in_range(nanos: int) -> bool:
+    """Whether ``nanos`` can be carried on the wire (``Decimal``: int64 units)."""
+    return -NANOS_LIMIT <= nanos <= NANOS_LIMIT
+
+
+def format_nanos(nanos: int, *, min_decimals: int = 2) -> str:
+    """Render nanos as exact decimal text, trailing zeros dropped down to ``min_decimals``,
+    without going through float: 152_370_000_000 -> "152.37", 22_880 -> "0.00002288"."""
+    sign = "-" if nanos < 0 else ""
+    whole, fraction = divmod(abs(nanos), NANOS_PER_UNIT)
+    fraction_text = f"{fraction:09d}".rstrip("0")
     if len(fraction_text) < min_decimals:
         fraction_text = fraction_text.ljust(min_decimals, "0")
     return f"{sign}{whole}.{fraction_text}" if fraction_text else f"{sign}{whole}"

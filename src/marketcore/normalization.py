@@ -2,10 +2,12 @@
 
 Rules (documented once, applied by every venue parser):
 
-- Prices are read from the venue's text exactly (``scaled_decimal``); a price that is not
-  a whole number of micros refuses the tick (``price_not_representable``), never rounded.
-- Sizes and volumes that are not a whole number of micros are reported as unknown (0) and
-  counted (``sizes_dropped``): the quote itself is still right, and rounding would not be.
+- Prices are read from the venue's text exactly (``scaled_decimal``) into nanos (1e-9,
+  ``fixed_point``); a price with more than nine decimals or beyond the wire range refuses the
+  tick (``price_not_representable``), never rounded.
+- Sizes and volumes with more than nine decimals (or beyond the range) are reported as
+  unknown (0) and counted (``sizes_dropped``): the quote itself is still right, and rounding
+  would not be. No venue we read sends such sizes (satoshis are 1e-8).
 - A zero price means "side empty" (one-sided quotes are valid). A negative price or size,
   a crossed or locked quote (bid >= ask, both present) or no price at all refuses the
   tick; the reason is returned and counted, and the instrument's next good update is
@@ -27,8 +29,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from marketcore.fixed_point import NotRepresentableError
-from marketcore.order_book import TopOfBook, book_to_micros
-from marketcore.scaled_decimal import NotADecimalError, parse_micros_fast
+from marketcore.order_book import TopOfBook, book_to_nanos
+from marketcore.scaled_decimal import NotADecimalError, parse_nanos_fast
 from marketcore.ticks import Tick, TickProblem, check_tick
 
 
@@ -68,14 +70,14 @@ class Rejection:
     detail: str
 
 
-def size_micros(text: str) -> int | None:
-    """A venue size or volume as micros, or None when it does not fit micros exactly.
+def size_nanos(text: str) -> int | None:
+    """A venue size or volume as nanos, or None when it does not fit nanos exactly.
 
-    Malformed text still raises NotADecimalError: only a well-formed value that is finer
-    than a micro (or beyond int64) becomes "unknown".
+    Malformed text still raises NotADecimalError: only a well-formed value with more than
+    nine decimals (or beyond the range) becomes "unknown".
     """
     try:
-        return parse_micros_fast(text)
+        return parse_nanos_fast(text)
     except NotADecimalError:
         raise
     except NotRepresentableError:
@@ -89,118 +91,111 @@ def join_symbol(base: str, quote: str) -> str:
 
 @dataclass(slots=True)
 class InstrumentState:
-    """What a handler knows of one instrument: the latest value of every field, in micros.
+    """What a handler knows of one instrument: the latest value of every field, in nanos.
 
     Mutable on purpose (one per instrument, updated in place per message); ``tick()``
-    freezes the current state into a ``Tick``. A price that did not fit micros leaves its
+    freezes the current state into a ``Tick``. A price that did not fit nanos leaves its
     field marked unrepresentable until the venue sends one that fits, so a later trade
     never goes out beside a stale quote.
 
     The ``set_*`` methods take the venue's text and return how many sizes were dropped
-    (finer than a micro: reported as 0, unknown). Malformed text raises NotADecimalError.
+    (more than nine decimals: reported as 0, unknown). Malformed text raises NotADecimalError.
     """
 
     exchange: str
     symbol: str
     venue_symbol: str
-    bid_micros: int = 0
-    ask_micros: int = 0
-    bid_size_micros: int = 0
-    ask_size_micros: int = 0
-    last_micros: int = 0
-    last_size_micros: int = 0
-    volume_micros: int = 0
+    bid_nanos: int = 0
+    ask_nanos: int = 0
+    bid_size_nanos: int = 0
+    ask_size_nanos: int = 0
+    last_nanos: int = 0
+    last_size_nanos: int = 0
+    volume_nanos: int = 0
     quote_unrepresentable: bool = False
     last_unrepresentable: bool = False
 
     def set_quote(self, bid: str, bid_size: str, ask: str, ask_size: str) -> int:
         """Best bid and ask from venue text; an empty size text means "not given" (0)."""
         try:
-            bid_micros = parse_micros_fast(bid)
-            ask_micros = parse_micros_fast(ask)
+            bid_nanos = parse_nanos_fast(bid)
+            ask_nanos = parse_nanos_fast(ask)
         except NotADecimalError:
             raise
         except NotRepresentableError:
             self.quote_unrepresentable = True
             return 0
-        self.bid_micros = bid_micros
-        self.ask_micros = ask_micros
+        self.bid_nanos = bid_nanos
+        self.ask_nanos = ask_nanos
         self.quote_unrepresentable = False
         dropped = 0
         if bid_size:
-            size = size_micros(bid_size)
+            size = size_nanos(bid_size)
             dropped += size is None
-            self.bid_size_micros = size or 0
+            self.bid_size_nanos = size or 0
         else:
-            self.bid_size_micros = 0
+            self.bid_size_nanos = 0
         if ask_size:
-            size = size_micros(ask_size)
+            size = size_nanos(ask_size)
             dropped += size is None
-            self.ask_size_micros = size or 0
+            self.ask_size_nanos = size or 0
         else:
-            self.ask_size_micros = 0
+            self.ask_size_nanos = 0
         return dropped
 
     def set_quote_from_book(self, top: TopOfBook) -> int:
         """Best bid and ask from an order book's top (book scale, see ``order_book``)."""
-        bid = book_to_micros(top.bid)
-        ask = book_to_micros(top.ask)
+        bid = book_to_nanos(top.bid)
+        ask = book_to_nanos(top.ask)
         if bid is None or ask is None:
             self.quote_unrepresentable = True
             return 0
-        self.bid_micros = bid
-        self.ask_micros = ask
+        self.bid_nanos = bid
+        self.ask_nanos = ask
         self.quote_unrepresentable = False
-        bid_size = book_to_micros(top.bid_size)
-        ask_size = book_to_micros(top.ask_size)
-        self.bid_size_micros = bid_size or 0
-        self.ask_size_micros = ask_size or 0
+        bid_size = book_to_nanos(top.bid_size)
+        ask_size = book_to_nanos(top.ask_size)
+        self.bid_size_nanos = bid_size or 0
+        self.ask_size_nanos = ask_size or 0
         return (bid_size is None) + (ask_size is None)
 
     def set_last(self, price: str, size: str) -> int:
         """The last trade from venue text; an empty size text means "not given" (0)."""
         try:
-            last = parse_micros_fast(price)
+            last = parse_nanos_fast(price)
         except NotADecimalError:
             raise
         except NotRepresentableError:
             self.last_unrepresentable = True
             return 0
-        self.last_micros = last
+        self.last_nanos = last
         self.last_unrepresentable = False
         if not size:
-            self.last_size_micros = 0
+            self.last_size_nanos = 0
             return 0
-        last_size = size_micros(size)
-        self.last_size_micros = last_size or 0
+        last_size = size_nanos(size)
+        self.last_size_nanos = last_size or 0
         return last_size is None
 
     def set_volume(self, volume: str) -> int:
-        micros = size_micros(volume)
-        self.volume_micros = micros or 0
-        return micros is None
+        nanos = size_nanos(volume)
+        self.volume_nanos = nanos or 0
+        return nanos is None
 
     def tick(self, event_time_ns: int, received_time_ns: int) -> Tick | Rejection:
         """The current state as a tick, or why it must not be sent."""
         if self.quote_unrepresentable or self.last_unrepresentable:
             which = "bid/ask" if self.quote_unrepresentable else "last"
             return Rejection(
-                RejectReason.PRICE_NOT_REPRESENTABLE, f"{self.symbol}: {which} finer than a micro"
+                RejectReason.PRICE_NOT_REPRESENTABLE,
+                f"{self.symbol}: {which} not representable (more than 9 decimals, or out of range)",
             )
+        # positional: once per tick, and a frozen dataclass pays for every keyword
         tick = Tick(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            bid_micros=self.bid_micros,
-            ask_micros=self.ask_micros,
-            last_micros=self.last_micros,
-            volume_micros=self.volume_micros,
-            bid_size_micros=self.bid_size_micros,
-            ask_size_micros=self.ask_size_micros,
-            last_size_micros=self.last_size_micros,
-            event_time_ns=event_time_ns,
-            received_time_ns=received_time_ns,
-            venue_symbol=self.venue_symbol,
-        )
+            self.exchange, self.symbol, self.bid_nanos, self.ask_nanos, self.last_nanos,
+            self.volume_nanos, self.bid_size_nanos, self.ask_size_nanos, self.last_size_nanos,
+            event_time_ns, received_time_ns, "", self.venue_symbol,
+        )  # fmt: skip
         problem = check_tick(tick)
         if problem is None:
             return tick

@@ -1,9 +1,9 @@
 """A price-level (L2) order book kept for its top: best bid and best ask with their sizes.
 
 Prices and sizes are integers at ``BOOK_DECIMALS`` (1e-12), finer than any venue spells
-them, so a book can hold every level a venue sends even when a price is finer than a
-micro; the top is converted to micros only when a tick is built, and a value that does
-not fit is refused there (see ``normalization``). A size of zero deletes a level.
+them, so a book can hold every level a venue sends even when a price has more than nine
+decimals; the top is converted to nanos (1e-9) only when a tick is built, and a value that
+does not fit is refused there (see ``normalization``). A size of zero deletes a level.
 
 Prices are kept sorted (``bisect``): setting a level costs O(log n) to find plus a list
 insert or delete, and the best level is at one end of the list.
@@ -13,19 +13,31 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from functools import lru_cache
 
-from marketcore.fixed_point import MICROS_DECIMALS
+from marketcore.fixed_point import NANOS_DECIMALS
+from marketcore.scaled_decimal import parse_scaled
 
 BOOK_DECIMALS = 12
-# Largest price or size a book accepts (1e18 units): far above any real market.
+# Largest price or size a book accepts (1e18 units): far above any real market, and inside
+# the wire range (``fixed_point.NANOS_LIMIT``), so every exact top converts.
 BOOK_LIMIT = 10 ** (18 + BOOK_DECIMALS)
-_TO_MICROS = 10 ** (BOOK_DECIMALS - MICROS_DECIMALS)
+_TO_NANOS = 10 ** (BOOK_DECIMALS - NANOS_DECIMALS)
 
 
-def book_to_micros(value: int) -> int | None:
-    """A book price or size in micros, or None when it is finer than a micro."""
-    micros, remainder = divmod(value, _TO_MICROS)
-    return None if remainder else micros
+@lru_cache(maxsize=1 << 16)
+def parse_book_value(text: str) -> int:
+    """A venue's price or size text at the book scale, exactly (``parse_scaled``); raises
+    NotRepresentableError. Remembered: a book's level prices, and many of its sizes, come
+    back in update after update (in the Coinbase capture 80% of prices and 65% of sizes had
+    been seen before), and a hit costs a quarter of a parse."""
+    return parse_scaled(text, BOOK_DECIMALS, BOOK_LIMIT)
+
+
+def book_to_nanos(value: int) -> int | None:
+    """A book price or size in nanos, or None when it has more than nine decimals."""
+    nanos, remainder = divmod(value, _TO_NANOS)
+    return None if remainder else nanos
 
 
 class BookSide:

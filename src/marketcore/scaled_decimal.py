@@ -1,8 +1,8 @@
 """Exact decimal text -> an integer count of ``10**-decimals`` units, fast: the one parser
-of venue numbers. ``fixed_point.parse_micros`` is it at the micro scale; order books keep
-venue prices at a finer scale, and venue timestamps such as ``"1534614057.321597"`` are read
-at the nanosecond scale. Nothing is rounded: a non-zero digit beyond the scale raises
-``NotRepresentableError``.
+of venue numbers. ``fixed_point.parse_nanos`` is it at the nano scale (1e-9, every price and
+size); order books keep venue prices at a finer scale, and venue timestamps such as
+``"1534614057.321597"`` are read at the nanosecond scale. Nothing is rounded: a non-zero
+digit beyond the scale raises ``NotRepresentableError``.
 
 The plain spelling venues send (``"0.35210000"``) takes a fast path of string slicing and
 one ``int()``; anything else (sign, exponent, surrounding blanks) goes through the general
@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import re
 
-MICROS_DECIMALS = 6
+NANOS_DECIMALS = 9
 # int64 bounds of the wire format (protobuf int64)
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+# The largest magnitude a ``financial.marketdata.v2.Decimal`` carries: int64 units and nine
+# decimals (units + nanos / 1e9, nanos of the units' sign).
+NANOS_LIMIT: int = INT64_MAX * 10**NANOS_DECIMALS + (10**NANOS_DECIMALS - 1)
 
 _GENERAL = re.compile(r"^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,6}))?$")
-# Beyond this many digits any value would overflow the limits used here (int64 micros, or
+# Beyond this many digits any value would overflow the limits used here (``NANOS_LIMIT``, or
 # book keys below ``BOOK_LIMIT``); refusing early keeps "1e999999" from building a huge int.
 _MAX_DIGITS = 60
 _POW10: tuple[int, ...] = tuple(10**n for n in range(_MAX_DIGITS + 1))
@@ -37,11 +40,8 @@ class TooPreciseError(NotRepresentableError):
     """Well-formed decimal text with a non-zero digit finer than the scale."""
 
 
-_UNIT_NAMES = {6: "a micro", 9: "a nanosecond"}
-
-
 def _finer_than(decimals: int, text: object) -> TooPreciseError:
-    return TooPreciseError(f"finer than {_UNIT_NAMES.get(decimals, f'1e-{decimals}')}: {text!r}")
+    return TooPreciseError(f"more than {decimals} decimals: {text!r}")
 
 
 def parse_scaled(text: str, decimals: int, limit: int = INT64_MAX) -> int:
@@ -98,10 +98,11 @@ def _parse_general(text: str, decimals: int, limit: int) -> int:
     return -value if sign == "-" else value
 
 
-def parse_micros_fast(text: str) -> int:
-    """``fixed_point.parse_micros`` for ``str`` input (same results), on the fast path.
+def parse_nanos_fast(text: str) -> int:
+    """``fixed_point.parse_nanos`` for ``str`` input (same results), on the fast path.
 
-    ``parse_scaled(text, 6)`` with the common case inlined: this runs several times per tick.
+    ``parse_scaled(text, 9, NANOS_LIMIT)`` with the common case inlined: this runs several
+    times per tick.
     """
     dot = text.find(".")
     if dot < 0:
@@ -111,13 +112,13 @@ def parse_micros_fast(text: str) -> int:
         digits = text[:dot] + text[dot + 1 :]
         places = len(text) - dot - 1
     if digits.isdigit() and digits.isascii():
-        shift = MICROS_DECIMALS - places
+        shift = NANOS_DECIMALS - places
         if shift >= 0:
             if len(digits) + shift <= 18:  # at most 18 digits: well inside int64
                 return int(digits) * _POW10[shift]
         elif 0 < len(digits) + shift <= 18 and not digits[shift:].strip("0"):
-            return int(digits[:shift])  # "0.35210000": the extra places are zeros
-    return parse_scaled(text, MICROS_DECIMALS)
+            return int(digits[:shift])  # "0.352100000000": the extra places are zeros
+    return parse_scaled(text, NANOS_DECIMALS, NANOS_LIMIT)
 
 
 def rescale(value: int, from_decimals: int, to_decimals: int) -> int:

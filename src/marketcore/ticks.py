@@ -28,17 +28,18 @@ class TickProblem(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One top-of-book and last-trade observation; prices and sizes in micros, times in Unix ns."""
+    """One top-of-book and last-trade observation; prices and sizes in nanos
+    (1e-9, ``fixed_point``), times in Unix ns."""
 
     exchange: str
     symbol: str
-    bid_micros: int = 0
-    ask_micros: int = 0
-    last_micros: int = 0
-    volume_micros: int = 0
-    bid_size_micros: int = 0
-    ask_size_micros: int = 0
-    last_size_micros: int = 0
+    bid_nanos: int = 0
+    ask_nanos: int = 0
+    last_nanos: int = 0
+    volume_nanos: int = 0
+    bid_size_nanos: int = 0
+    ask_size_nanos: int = 0
+    last_size_nanos: int = 0
     event_time_ns: int = 0
     received_time_ns: int = 0
     feed_handler_id: str = ""
@@ -64,18 +65,22 @@ def check_tick(tick: Tick) -> TickRejection | None:
         return TickRejection(TickProblem.MISSING_SYMBOL, "symbol is empty")
     if KEY_SEPARATOR in tick.exchange or KEY_SEPARATOR in tick.symbol:
         return TickRejection(TickProblem.BAD_IDENTIFIER, f"{KEY_SEPARATOR!r} in exchange or symbol")
-    prices = (tick.bid_micros, tick.ask_micros, tick.last_micros)
-    if min(prices) < 0:
-        return TickRejection(TickProblem.NEGATIVE_PRICE, f"bid/ask/last {prices}")
-    sizes = (tick.bid_size_micros, tick.ask_size_micros, tick.last_size_micros, tick.volume_micros)
-    if min(sizes) < 0:
+    # plain comparisons, no tuples: every tick of every service comes through here
+    bid, ask, last = tick.bid_nanos, tick.ask_nanos, tick.last_nanos
+    if bid < 0 or ask < 0 or last < 0:
+        return TickRejection(TickProblem.NEGATIVE_PRICE, f"bid/ask/last {(bid, ask, last)}")
+    if (
+        tick.bid_size_nanos < 0
+        or tick.ask_size_nanos < 0
+        or tick.last_size_nanos < 0
+        or tick.volume_nanos < 0
+    ):
+        sizes = (tick.bid_size_nanos, tick.ask_size_nanos, tick.last_size_nanos, tick.volume_nanos)
         return TickRejection(TickProblem.NEGATIVE_SIZE, f"sizes {sizes}")
-    if max(prices) == 0:
+    if not (bid or ask or last):
         return TickRejection(TickProblem.NO_PRICE, "no bid, ask or last")
-    if tick.bid_micros and tick.ask_micros and tick.bid_micros >= tick.ask_micros:
-        return TickRejection(
-            TickProblem.CROSSED_QUOTE, f"bid {tick.bid_micros} >= ask {tick.ask_micros}"
-        )
+    if bid and ask and bid >= ask:
+        return TickRejection(TickProblem.CROSSED_QUOTE, f"bid {bid} >= ask {ask}")
     if tick.event_time_ns <= 0 and tick.received_time_ns <= 0:
         return TickRejection(TickProblem.NO_EVENT_TIME, "neither event nor receive time")
     return check_event_time(tick.event_time_ns, tick.received_time_ns)

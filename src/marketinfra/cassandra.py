@@ -26,6 +26,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
+from marketinfra import cql_decimal
 from marketinfra.errors import CassandraUnavailableError, NotSetUpError
 from marketinfra.settings import CassandraSettings
 
@@ -43,6 +44,7 @@ class Consistency(Enum):
 
 
 def make_cluster(settings: CassandraSettings) -> Cluster:
+    cql_decimal.install()  # exact decimal columns without the driver's slow serializer
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc)),
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,

@@ -43,7 +43,7 @@ class TopicApplyError(InfraError):
 class SchemaApplyError(InfraError):
     def __init__(self, source: str, statement: str, detail: str) -> None:
         head = " ".join(statement.split())[:120]
-        super().__init__(f"{source}: {detail} (in: {head})")
+        super().__init__(f"{source}: {detail} (in: {head})" if head else f"{source}: {detail}")
         self.source = source
         self.statement = statement
 

@@ -117,3 +117,18 @@ def cluster_metadata(
     if not metadata.brokers:
         raise KafkaUnavailableError(settings.bootstrap_servers, "no broker in metadata")
     return metadata
+
+
+def brokers_up(stats: dict[str, object]) -> int:
+    """Brokers a client is connected to, from one librdkafka statistics object (the
+    bootstrap placeholders, node id -1, are not brokers)."""
+    brokers = stats.get("brokers")
+    if not isinstance(brokers, dict):
+        return 0
+    return sum(
+        1
+        for broker in brokers.values()
+        if isinstance(broker, dict)
+        and broker.get("nodeid", -1) != -1
+        and broker.get("state") == "UP"
+    )

@@ -1,6 +1,8 @@
 """Applies the CQL schema: the keyspace from settings, then ``cql/NNN_*.cql`` in order.
 
-Every statement is ``IF NOT EXISTS``, so applying is idempotent.
+Every statement is ``IF NOT EXISTS``, so applying is idempotent. Because of that, a keyspace
+that already holds the v1 tables (int64 ``*_micros`` columns) would silently keep them: the
+apply refuses such a keyspace instead, naming what to do.
 """
 
 from __future__ import annotations
@@ -72,11 +74,30 @@ def cql_files(cql_dir: Path) -> list[Path]:
 def apply_schema(session: Session, settings: CassandraSettings) -> list[AppliedStatement]:
     """Create the keyspace and every table; returns what was run, in order."""
     applied = [_run(session, "keyspace", keyspace_cql(settings))]
+    _refuse_v1_tables(session, settings.keyspace)
     session.set_keyspace(settings.keyspace)
     for path in cql_files(settings.cql_dir):
         for statement in split_statements(path.read_text(encoding="utf-8")):
             applied.append(_run(session, path.name, statement))
     return applied
+
+
+def _refuse_v1_tables(session: Session, keyspace: str) -> None:
+    query = "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s"
+    try:
+        rows = list(session.execute(query, (keyspace,), timeout=60))
+    except (DriverException, NoHostAvailable) as exc:
+        raise SchemaApplyError("keyspace", query, str(exc)) from exc
+    v1 = sorted({row.table_name for row in rows if row.column_name.endswith("_micros")})
+    if v1:
+        raise SchemaApplyError(
+            "keyspace",
+            "",
+            f"keyspace {keyspace} holds v1 tables with int64 micros columns ({', '.join(v1)}); "
+            "v2 stores exact decimals and needs a keyspace of its own: set CASSANDRA_KEYSPACE "
+            "to a new keyspace (default market_data_v2) and keep this one for its history "
+            "(README: Migrating from v1)",
+        )
 
 
 def _run(session: Session, source: str, statement: str) -> AppliedStatement:

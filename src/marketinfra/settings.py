@@ -38,7 +38,7 @@ class CassandraSettings(BaseSettings):
 
     contact_points: str = "127.0.0.1"  # comma-separated hosts
     port: int = 9042
-    keyspace: str = "market_data"
+    keyspace: str = "market_data_v2"  # the schema version: v1 tables held micros
     local_dc: str = "datacenter1"
     # SimpleStrategy for one local node; NetworkTopologyStrategy with per-DC
     # factors ("dc1:3,dc2:3") in Kubernetes.
@@ -88,6 +88,14 @@ class MetricsSettings(BaseSettings):
     address: str = "127.0.0.1"
 
 
+class HealthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEALTH_", frozen=True, extra="ignore")
+
+    # gRPC health checking, plaintext, on its own port (kubelet probes); 0 turns it off.
+    port: int = Field(default=0, ge=0, le=65535)
+    address: str = "127.0.0.1"
+
+
 class CommonSettings(BaseSettings):
     """What every process of the project needs; services extend it."""
 
@@ -97,3 +105,4 @@ class CommonSettings(BaseSettings):
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)

@@ -1,7 +1,9 @@
 """Every Kafka topic of the product, declared once, and an idempotent ``apply``.
 
 Keys decide ordering: all records with one key land on one partition, in order.
-Values are serialized ``financial.marketdata.v1`` messages.
+Values are serialized ``financial.marketdata.v2`` messages. Every topic name carries the schema
+version (``.v2``): v1 topics held int64 micros and are never read by this version (see the
+README's migration notes; ``mdgw migrate`` carries a v1 trading log over).
 """
 
 from __future__ import annotations
@@ -51,20 +53,22 @@ class TopicSpec:
         }
 
 
-TICKS_RAW = TopicSpec("ticks.raw", 64, 7 * _DAY_MS, "EXCHANGE|SYMBOL", "PriceUpdate")
+TICKS_RAW = TopicSpec("ticks.raw.v2", 64, 7 * _DAY_MS, "EXCHANGE|SYMBOL", "PriceUpdate")
 TICKS_DLQ = TopicSpec(
-    "ticks.raw.dlq",
+    "ticks.raw.v2.dlq",
     8,
     30 * _DAY_MS,
     "the original key",
     "the original bytes; headers dlq.error, dlq.topic, dlq.partition, dlq.offset, dlq.time_ns",
 )
-TRADES_EXECUTED = TopicSpec("trades.executed", 32, 30 * _DAY_MS, "account_id", "ExecutionReport")
-ORDERS_LIFECYCLE = TopicSpec("orders.lifecycle", 32, 30 * _DAY_MS, "order_id", "OrderStatusUpdate")
+TRADES_EXECUTED = TopicSpec("trades.executed.v2", 32, 30 * _DAY_MS, "account_id", "ExecutionReport")
+ORDERS_LIFECYCLE = TopicSpec(
+    "orders.lifecycle.v2", 32, 30 * _DAY_MS, "order_id", "OrderStatusUpdate"
+)
 # Compacted: the latest position of every account and symbol stays, however old, so the
 # gateway rebuilds positions from it at start-up (trades.executed is the full history).
 POSITIONS_UPDATES = TopicSpec(
-    "positions.updates",
+    "positions.updates.v2",
     16,
     7 * _DAY_MS,
     "account_id|symbol",

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import orjson
 import structlog
 from cassandra.cluster import Cluster
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from pydantic import ValidationError
 
@@ -22,10 +23,20 @@ from marketcore.backoff import BackoffPolicy
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError
 from marketinfra.grpc_security import TokenTable, server_credentials
-from marketinfra.kafka import make_admin, make_consumer, make_producer, require_topics
+from marketinfra.health import Follower, HealthPort
+from marketinfra.kafka import (
+    brokers_up,
+    make_admin,
+    make_consumer,
+    make_producer,
+    require_topics,
+)
 from marketinfra.logging import configure_logging
+from marketinfra.loop_lag import watch_loop_lag
 from marketinfra.metrics import start_metrics_endpoint
+from marketinfra.readiness import CASSANDRA, KAFKA, PARTITIONS, Readiness
 from marketinfra.settings import LogSettings
+from tickwriter import metrics
 from tickwriter.adapters.dead_letters import DeadLetterPublisher
 from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.adapters.repository import CassandraRowWriter
@@ -61,6 +72,7 @@ class TickWriter:
     cluster: Cluster
     writer: CassandraRowWriter
     pipeline: TickPipeline
+    readiness: Readiness
 
 
 def build(settings: TickWriterSettings) -> TickWriter:
@@ -76,6 +88,10 @@ def build(settings: TickWriterSettings) -> TickWriter:
     writer = CassandraRowWriter(
         session, settings.cassandra.keyspace, settings.rows_per_batch, settings.max_in_flight
     )
+    readiness = Readiness()
+    readiness.add(PARTITIONS, "not in the consumer group yet")
+    readiness.add(CASSANDRA, "not written yet")
+    readiness.set(CASSANDRA, True)  # connected just above; unmet while writes fail
     commit_timer = CommitTimer()
     overrides: dict[str, Any] = {
         "session.timeout.ms": settings.session_timeout_ms,
@@ -85,7 +101,9 @@ def build(settings: TickWriterSettings) -> TickWriter:
     if settings.stats_interval_ms:
         lag_gauges = LagGauges(refresh_interval_s=settings.stats_interval_ms / 1000)
         overrides["statistics.interval.ms"] = settings.stats_interval_ms
-        overrides["stats_cb"] = lag_gauges.on_stats
+        overrides["stats_cb"] = _on_stats(lag_gauges, readiness)
+        readiness.add(KAFKA, "not checked yet")
+        readiness.set(KAFKA, True)  # require_topics reached the brokers; then statistics say
     if settings.group_instance_id:
         overrides["group.instance.id"] = settings.group_instance_id
     consumer = make_consumer(settings.kafka, settings.group_id, overrides)
@@ -101,8 +119,21 @@ def build(settings: TickWriterSettings) -> TickWriter:
         commit_timer,
         checkpoint_interval_s=settings.checkpoint_interval_ms / 1000,
         lag_gauges=lag_gauges,
+        readiness=readiness,
     )
-    return TickWriter(settings, cluster, writer, pipeline)
+    return TickWriter(settings, cluster, writer, pipeline, readiness)
+
+
+def _on_stats(lag_gauges: LagGauges, readiness: Readiness) -> Callable[[str], None]:
+    def on_stats(stats_json: str) -> None:
+        lag_gauges.on_stats(stats_json)
+        try:
+            connected = brokers_up(orjson.loads(stats_json))
+        except orjson.JSONDecodeError:
+            return
+        readiness.set(KAFKA, connected > 0, "no broker connected")
+
+    return on_stats
 
 
 def token_table(settings: TickWriterSettings) -> TokenTable:
@@ -156,10 +187,13 @@ async def serve(app: TickWriter) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    health = HealthServicer()  # TickWriterService's own, on its port, following readiness too
+    health_port = HealthPort(app.readiness, [Follower(health, ("", SERVICE_NAME))])
+    await health_port.start(settings.health)
+    loop_lag = asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG))
     worker = threading.Thread(target=app.pipeline.run, name="tickwriter-pipeline", daemon=True)
     worker.start()
     server: grpc.aio.Server | None = None
-    health = HealthServicer()
     if settings.grpc_port:
         try:
             server, port = grpc_server(settings, app.writer, health)
@@ -170,8 +204,6 @@ async def serve(app: TickWriter) -> int:
             app.cluster.shutdown()
             return 1
         await server.start()
-        for service in ("", SERVICE_NAME):
-            await health.set(service, health_pb2.HealthCheckResponse.SERVING)
         tls = "off" if settings.grpc_insecure else (
             "mutual" if settings.tls_client_ca_file else "on"
         )  # fmt: skip
@@ -183,8 +215,9 @@ async def serve(app: TickWriter) -> int:
         except TimeoutError:
             continue
     log.info("tickwriter_stopping")
+    await health_port.stop()  # readiness goes NOT_SERVING first
+    loop_lag.cancel()
     if server is not None:
-        await health.enter_graceful_shutdown()  # readiness goes NOT_SERVING first
         await server.stop(GRPC_GRACE_S)
     app.pipeline.stop()
     await asyncio.to_thread(worker.join)
@@ -204,7 +237,7 @@ def main(overrides: Mapping[str, Any] | None = None) -> int:
     if problem is not None:  # before connecting to anything: one line, exit 2
         log.error("tickwriter_config_invalid", problems=problem)
         return 2
-    start_metrics_endpoint(settings.metrics)
+    start_metrics_endpoint(settings.metrics, metrics.REGISTRY)
     try:
         app = build(settings)
     except InfraError as exc:

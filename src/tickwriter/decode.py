@@ -9,11 +9,12 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from financial.marketdata.v1.common_pb2 import OrderStatus, Side
-from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.common_pb2 import OrderStatus, Side
+from financial.marketdata.v2.orders_pb2 import ExecutionReport, OrderStatusUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketcore.ticks import check_tick
 from marketcore.trading_calendar import trade_date_text
+from marketinfra.decimal_codec import MalformedDecimalError, decimal_nanos
 from marketinfra.tick_codec import tick_from_proto
 from tickwriter.errors import RecordRejected
 from tickwriter.rows import OrderEventRow, TickRow, TradeRow, tick_row, utc_datetime
@@ -22,7 +23,10 @@ MessageT = TypeVar("MessageT", bound=Message)
 
 
 def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
-    tick = tick_from_proto(update)
+    try:
+        tick = tick_from_proto(update)
+    except MalformedDecimalError as exc:
+        raise RecordRejected("malformed_decimal", str(exc)) from exc
     rejection = check_tick(tick)
     if rejection is not None:
         raise RecordRejected(f"invalid_tick:{rejection.problem}", rejection.detail)
@@ -46,7 +50,13 @@ def decode_trade(payload: bytes | None) -> TradeRow:
     ]
     if missing:
         raise RecordRejected("invalid_trade", f"missing {', '.join(missing)}")
-    if report.execution_time_ns <= 0 or report.fill_quantity_micros <= 0:
+    try:
+        quantity = decimal_nanos(report.fill_quantity)
+        price = decimal_nanos(report.fill_price)
+        fees = decimal_nanos(report.fees)
+    except MalformedDecimalError as exc:
+        raise RecordRejected("malformed_decimal", str(exc)) from exc
+    if report.execution_time_ns <= 0 or quantity <= 0:
         raise RecordRejected("invalid_trade", "execution time and fill quantity must be positive")
     return TradeRow(
         account_id=report.account_id,
@@ -57,9 +67,9 @@ def decode_trade(payload: bytes | None) -> TradeRow:
         exchange=report.exchange,
         symbol=report.symbol,
         side=Side.Name(report.side),
-        quantity_micros=report.fill_quantity_micros,
-        price_micros=report.fill_price_micros,
-        fees_micros=report.fees_micros,
+        quantity_nanos=quantity,
+        price_nanos=price,
+        fees_nanos=fees,
         venue=report.venue,
         payload=payload or b"",
     )

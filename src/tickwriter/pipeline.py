@@ -17,6 +17,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from marketcore.backoff import BackoffPolicy, backoff_delay
+from marketinfra.readiness import CASSANDRA, PARTITIONS, Readiness
 from tickwriter import metrics
 from tickwriter.adapters.dead_letters import DeadLetter
 from tickwriter.adapters.kafka_stats import LagGauges
@@ -65,7 +66,11 @@ class TickPipeline:
         commit_timer: CommitTimer | None = None,
         checkpoint_interval_s: float = 0.25,
         lag_gauges: LagGauges | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
+        """``readiness``: told when the group gives this member its partitions (or takes
+        them away) and when writes to Cassandra fail (consumption paused) or recover."""
+        self._readiness = readiness
         self._lag_gauges = lag_gauges
         self._checkpoint_interval_s = checkpoint_interval_s
         self._uncommitted: dict[tuple[str, int], int] = {}  # written, not yet committed
@@ -291,6 +296,8 @@ class TickPipeline:
             self._paused = True
             metrics.PAUSED.set(1)
             log.warning("consumption_paused")
+            if self._readiness is not None:
+                self._readiness.set(CASSANDRA, False, "writes failing; consumption paused")
 
     def _resume(self) -> None:
         if self._paused:
@@ -298,6 +305,8 @@ class TickPipeline:
             self._paused = False
             metrics.PAUSED.set(0)
             log.info("consumption_resumed")
+            if self._readiness is not None:
+                self._readiness.set(CASSANDRA, True)
 
     # -- rebalance callbacks (called from inside poll/consume) -----------------------------
 
@@ -306,6 +315,9 @@ class TickPipeline:
         if self._paused:
             consumer.pause(partitions)
         log.info("partitions_assigned", count=len(partitions), total=len(self._assigned))
+        if self._readiness is not None:
+            # in the group with an assignment (possibly empty: more members than partitions)
+            self._readiness.set(PARTITIONS, True)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
@@ -329,6 +341,8 @@ class TickPipeline:
         self._assigned -= lost
         self._drop_pending(lost)
         log.warning("partitions_lost", count=len(partitions))
+        if self._readiness is not None:
+            self._readiness.set(PARTITIONS, False, "partitions lost; waiting to rejoin the group")
 
     def _drop_pending(self, gone: set[tuple[str, int]]) -> None:
         for key in gone:

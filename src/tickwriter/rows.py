@@ -79,9 +79,9 @@ class TradeRow:
     exchange: str
     symbol: str
     side: str
-    quantity_micros: int
-    price_micros: int
-    fees_micros: int
+    quantity_nanos: int
+    price_nanos: int
+    fees_nanos: int
     venue: str
     payload: bytes
 

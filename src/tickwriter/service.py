@@ -20,9 +20,9 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from financial.marketdata.v1 import services_pb2, services_pb2_grpc
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
-from financial.marketdata.v1.services_pb2 import WriteAck
+from financial.marketdata.v2 import services_pb2, services_pb2_grpc
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, TickBatch
+from financial.marketdata.v2.services_pb2 import WriteAck
 from marketinfra.grpc_security import REFUSALS, Authenticator, AuthFailure, lenient
 from tickwriter import metrics
 from tickwriter.daily_bars import fold

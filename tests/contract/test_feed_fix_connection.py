@@ -2,6 +2,8 @@
 list instead of Kafka: logon, snapshot and refreshes into the right book, corrupted
 messages counted and recovered from, and a restart of the venue."""
 
+from decimal import Decimal
+
 from feedhandlers.adapters.fix_connection import FixFeedConnection
 from feedhandlers.adapters.reconnecting import ConnectionSettings
 from feedhandlers.pipeline import FeedPipeline
@@ -11,7 +13,7 @@ from feedhandlers.venues.fix.parse import FixParser
 from feedhandlers.venues.fix.session import SessionConfig
 from marketcore.backoff import BackoffPolicy
 from marketcore.normalization import RejectReason
-from tests.support import ListSink, running, until
+from tests.support import ListSink, nanos, running, until
 
 SYMBOLS = ["AAPL", "MSFT", "IBM"]
 # Fast reconnects; an open timeout far beyond a starved process's pauses (connections counted).
@@ -25,8 +27,11 @@ def _connection(acceptor: FixAcceptor, sink: ListSink, heartbeat_s: int = 30) ->
     return FixFeedConnection(client, FeedPipeline(FixParser("FIXSIM"), sink, "fh-fix"), FAST)
 
 
-def _micros(text: str) -> int:
-    return int(text.replace(".", "")) * 10_000
+def _nanos(text: str) -> int:
+    """The simulator's price text in nanos, by Python's decimal (not the parser under test)."""
+    value = Decimal(text).scaleb(9)
+    assert value == value.to_integral_value(), text
+    return int(value)
 
 
 async def test_fix_feed_follows_the_venue_and_resumes_after_a_restart() -> None:
@@ -46,8 +51,8 @@ async def test_fix_feed_follows_the_venue_and_resumes_after_a_restart() -> None:
         # read all it sent before its close (the disconnect is seen after the last byte)
         await until(lambda: connection.reconnects.total() > seen)
     updates = sink.updates()
-    last = {u.symbol: (u.bid_micros, u.ask_micros) for u in updates}
-    assert last == {s: (_micros(b), _micros(a)) for s, (b, a) in acceptor.truth.items()}
+    last = {u.symbol: (nanos(u.bid), nanos(u.ask)) for u in updates}
+    assert last == {s: (_nanos(b), _nanos(a)) for s, (b, a) in acceptor.truth.items()}
     for symbol in SYMBOLS:
         sequences = [u.feed_sequence for u in updates if u.symbol == symbol]
         assert sequences == list(range(1, len(sequences) + 1))
@@ -68,7 +73,7 @@ async def test_corrupted_messages_are_counted_and_the_books_recover() -> None:
     await acceptor.stop()
     assert connection.gaps >= 3
     assert connection.connections == 1  # never disconnected
-    assert all(0 < u.bid_micros < u.ask_micros for u in sink.updates())
+    assert all(0 < nanos(u.bid) < nanos(u.ask) for u in sink.updates())
 
 
 async def test_a_quiet_venue_gets_a_test_request() -> None:

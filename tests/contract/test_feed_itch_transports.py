@@ -14,10 +14,10 @@ from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.replay import ReplayPace, itch_file_records, replay_capture
 from feedhandlers.simulator.itch_feed import ItchFeed, MoldUdp64Sender, SoupBinTcpServer
 from feedhandlers.venues.itch.parse import ItchParser
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketcore.backoff import BackoffPolicy
 from marketcore.trading_calendar import trade_date_text
-from tests.support import ListSink, free_port, running, until
+from tests.support import ListSink, free_port, nanos, running, until
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 # Fast reconnects; silence and open timeouts far beyond a starved process's pauses (these tests
@@ -29,8 +29,9 @@ SAMPLE = Path(__file__).parents[1] / "data" / "itch" / "ex20101224.TEST_ITCH_50.
 
 
 def _check_final_books(updates: list[PriceUpdate], feed: ItchFeed) -> None:
-    last = {u.symbol: (u.bid_micros, u.ask_micros) for u in updates}
-    assert last == {s: (b * 100, a * 100) for s, (b, a) in feed.truth.items()}
+    last = {u.symbol: (nanos(u.bid), nanos(u.ask)) for u in updates}
+    # truth is in ITCH Price(4): four implied decimals
+    assert last == {s: (b * 100_000, a * 100_000) for s, (b, a) in feed.truth.items()}
 
 
 async def test_soupbintcp_feed_resumes_where_it_stopped_after_a_restart() -> None:

@@ -3,6 +3,7 @@ port 0), with a list instead of Kafka: subscribe, read, reconnect after a restar
 backoff, the silence watchdog, and a book resync."""
 
 import json
+from decimal import Decimal
 
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -13,14 +14,21 @@ from feedhandlers.simulator.ws_server import SimulatorServer
 from feedhandlers.venues.coinbase.client import CoinbaseClient
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
 from marketcore.backoff import BackoffPolicy
-from tests.support import ListSink, running, until
+from tests.support import ListSink, nanos, running, until
 
-SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD"]
+SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD", "ADA-BTC"]  # ADA-BTC: 8-decimal prices and sizes
 # Fast reconnects; silence and open timeouts far beyond a starved process's pauses (these tests
 # count connections, and a busy machine must not add one).
 FAST = ConnectionSettings(
     silence_timeout_s=30.0, open_timeout_s=30.0, backoff=BackoffPolicy(base_s=0.05, cap_s=0.2)
 )
+
+
+def _nanos(text: str) -> int:
+    """The simulator's price text in nanos, by Python's decimal (not the parser under test)."""
+    value = Decimal(text).scaleb(9)
+    assert value == value.to_integral_value(), text
+    return int(value)
 
 
 async def test_handler_follows_the_simulated_book_and_resumes_after_a_restart() -> None:
@@ -44,17 +52,19 @@ async def test_handler_follows_the_simulated_book_and_resumes_after_a_restart() 
     assert connection.reconnects["closed"] >= 1
     assert connection.reconnects["unreachable"] >= 1
     updates = sink.updates()
-    last = {u.symbol: (u.bid_micros, u.ask_micros) for u in updates}
-    truth = {
-        symbol: (int(bid.replace(".", "")) * 10_000, int(ask.replace(".", "")) * 10_000)
-        for symbol, (bid, ask) in feed.truth.items()
-    }
+    last = {u.symbol: (nanos(u.bid), nanos(u.ask)) for u in updates}
+    truth = {symbol: (_nanos(bid), _nanos(ask)) for symbol, (bid, ask) in feed.truth.items()}
     assert last == truth  # what came out is the book the simulator published
     for symbol in SYMBOLS:
         sequences = [u.feed_sequence for u in updates if u.symbol == symbol]
         assert sequences == list(range(1, len(sequences) + 1))
-    assert all(0 < u.bid_micros < u.ask_micros for u in updates)
+    assert all(0 < nanos(u.bid) < nanos(u.ask) for u in updates)
     assert pipeline.counters.rejected.total() == 0
+    assert pipeline.counters.sizes_dropped == 0
+    ada = [u for u in updates if u.symbol == "ADA-BTC"]
+    assert ada
+    assert any(nanos(u.bid) % 1000 for u in ada)  # prices finer than a micro, exact
+    assert any(nanos(u.bid_size) % 1000 for u in ada)  # and sizes
 
 
 async def test_silent_venue_is_dropped_by_the_watchdog_and_reconnected() -> None:

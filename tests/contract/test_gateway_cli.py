@@ -13,22 +13,24 @@ from pathlib import Path
 import grpc
 import pytest
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, QuoteResponse
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, QuoteResponse
 from gateway import app, cli
 from gateway.client import rpc_error_text
 from gateway.config import GatewaySettings
 from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
 from gateway.market import MarketData
+from tests.support import price_update, proto
 
 SOURCE_ROOT = str(Path(__file__).resolve().parents[2] / "src")
 NOW_NS = 1_763_650_800_000_000_000  # 2025-11-20 15:00 UTC
 
 
 def _tick(symbol: str, n: int) -> PriceUpdate:
-    return PriceUpdate(
-        exchange="NASDAQ", symbol=symbol, bid_micros=152_370_000 + n, ask_micros=152_400_000,
-        last_micros=152_380_000, bid_size_micros=100_000_000, event_time_ns=NOW_NS + n,
-        feed_handler_id="cli", feed_sequence=n,
+    # bid 152.370000001 for n = 1: finer than a micro, printed exactly
+    return price_update(
+        exchange="NASDAQ", symbol=symbol, bid_nanos=152_370_000_000 + n, ask="152.40",
+        last="152.38", bid_size="100", event_time_ns=NOW_NS + n, feed_handler_id="cli",
+        feed_sequence=n,
     )  # fmt: skip
 
 
@@ -68,7 +70,7 @@ async def test_quote_prints_a_readable_quote(port: int, capsys: pytest.CaptureFi
     assert await _run(["quote", "AAPL"]) == 0
     out = capsys.readouterr().out
     assert "AAPL on NASDAQ  (live, trade date 2025-11-20)" in out
-    assert "bid 152.370001 x 100" in out
+    assert "bid 152.370000001 x 100" in out
     assert "last 152.38" in out
 
 
@@ -97,9 +99,35 @@ def test_price_table_shows_symbols_still_waiting() -> None:
 
 def test_quote_format_shows_the_change_from_the_previous_close() -> None:
     text = cli.format_quote(
-        QuoteResponse(latest=_tick("AAPL", 1), prev_close_micros=150_000_000, open_micros=1)
+        proto(QuoteResponse, latest=_tick("AAPL", 1), prev_close="150", open="0.000000001")
     )
     assert "change +2.38 (+1.58%)" in text
+    assert "open 0.000000001" in text
+
+
+def test_prices_print_at_the_venues_precision_never_through_float() -> None:
+    # the example of a price finer than a micro: "0.000022880" prints 0.00002288
+    update = price_update(
+        exchange="KRAKEN", symbol="ADA-BTC", bid="0.000022880", ask="0.000022900",
+        last="0.000022890", event_time_ns=NOW_NS, stream_sequence=1,
+    )  # fmt: skip
+    assert "bid   0.00002288 ask   0.00002290 last   0.00002289" in cli.format_update_line(
+        update, cli.PriceDecimals().observe(update)
+    )
+    text = cli.format_quote(QuoteResponse(latest=update))
+    assert "bid 0.00002288" in text
+    assert "ask 0.0000229 " in text  # a one-off answer: exactly the digits, trailing zeros dropped
+
+
+def test_a_stream_keeps_each_instruments_decimals() -> None:
+    decimals = cli.PriceDecimals()
+    first = price_update(exchange="K", symbol="A-B", bid="0.00002288", ask="0.00002290")
+    later = price_update(exchange="K", symbol="A-B", bid="0.00002200", ask="0.00002300")
+    other = price_update(exchange="N", symbol="AAPL", bid="189.5", ask="189.51")
+    assert decimals.observe(first) == 8
+    assert decimals.observe(later) == 8  # 0.00002200, not 0.000022
+    assert decimals.observe(other) == 2  # per instrument
+    assert (cli.significant_decimals(1), cli.significant_decimals(10**9)) == (9, 0)
 
 
 def test_certs_writes_a_ca_server_and_client_pair(

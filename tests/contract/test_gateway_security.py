@@ -16,7 +16,6 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from gateway import app
 from gateway.client import GatewayClient
 from gateway.config import GatewaySettings
@@ -24,11 +23,12 @@ from gateway.devcerts import DevCertificates, make_dev_certificates
 from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
 from gateway.market import MarketData
 from gateway.security import channel_credentials
+from tests.support import price_update
 
 TOKEN = "security-token-0123456789abcdef"
 TOKENS = json.dumps({TOKEN: {"account": "acct-sec", "permissions": ["market_data"]}})
-TICK = PriceUpdate(
-    exchange="NASDAQ", symbol="AAPL", bid_micros=1_000_000, ask_micros=1_100_000,
+TICK = price_update(
+    exchange="NASDAQ", symbol="AAPL", bid_nanos=1_000_000, ask_nanos=1_100_000,
     event_time_ns=1_700_000_000_000_000_000, feed_handler_id="t", feed_sequence=1,
 )  # fmt: skip
 
@@ -126,12 +126,12 @@ def _reflection_client(port: int, ca_cert: bytes) -> tuple[list[str], str, int]:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = sorted(database.get_services())
         pool = descriptor_pool.DescriptorPool(database)
-        service = pool.FindServiceByName("financial.marketdata.v1.MarketDataService")
+        service = pool.FindServiceByName("financial.marketdata.v2.MarketDataService")
         method = service.methods_by_name["GetQuote"]
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
         call = channel.unary_unary(
-            "/financial.marketdata.v1.MarketDataService/GetQuote",
+            "/financial.marketdata.v2.MarketDataService/GetQuote",
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
@@ -152,7 +152,7 @@ async def test_a_reflection_client_lists_services_and_calls_get_quote(
     services, symbol, health = await asyncio.to_thread(
         _reflection_client, tls_gateway.port, certs.ca_cert.read_bytes()
     )
-    assert "financial.marketdata.v1.MarketDataService" in services
+    assert "financial.marketdata.v2.MarketDataService" in services
     assert "grpc.health.v1.Health" in services
     assert symbol == "AAPL"
     assert health == health_pb2.HealthCheckResponse.SERVING

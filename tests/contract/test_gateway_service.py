@@ -13,11 +13,10 @@ import grpc
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import REGISTRY
 
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.orders_pb2 import OrderRequest, TradingMessage
-from financial.marketdata.v1.prices_pb2 import (
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.orders_pb2 import OrderRequest, TradingMessage
+from financial.marketdata.v2.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
     PriceUpdateBatch,
@@ -31,10 +30,11 @@ from gateway.config import GatewaySettings
 from gateway.core.quotes import DayBar
 from gateway.fakes import ManualFeed, MemoryQuoteStore, decoded
 from gateway.market import MarketData
+from gateway.metrics import REGISTRY
 from marketcore.backoff import BackoffPolicy
 from marketcore.instruments import InstrumentKey
 from marketcore.trading_calendar import trade_date_text
-from tests.support import drain_to_error, subscribed, until
+from tests.support import drain_to_error, nanos, price_update, subscribed, until
 
 TOKEN = "contract-token-0123456789abcdef"
 TRADER = "contract-trader-0123456789abcdef"
@@ -49,12 +49,12 @@ AAPL = InstrumentKey("NASDAQ", "AAPL")
 
 
 def tick(symbol: str, n: int, *, exchange: str = "NASDAQ", last: int = 0) -> PriceUpdate:
-    return PriceUpdate(
+    return price_update(
         exchange=exchange,
         symbol=symbol,
-        bid_micros=100_000_000 + n,
-        ask_micros=100_100_000 + n,
-        last_micros=last or 100_050_000 + n,
+        bid_nanos=100_000_000 + n,
+        ask_nanos=100_100_000 + n,
+        last_nanos=last or 100_050_000 + n,
         event_time_ns=NOW_NS + n * 1_000,
         received_time_ns=NOW_NS + n * 1_000 + 500,
         feed_handler_id="contract",
@@ -132,13 +132,13 @@ async def test_get_quote_from_memory_merges_the_stored_day(served: Served) -> No
 
     assert quote.source == QuoteSource.QUOTE_SOURCE_MEMORY
     assert quote.latest.feed_sequence == 2
-    assert quote.latest.last_micros == 100_500_000
-    assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (
+    assert nanos(quote.latest.last) == 100_500_000
+    assert (nanos(quote.open), nanos(quote.day_high), nanos(quote.day_low)) == (
         99_000_000,
         101_000_000,
         98_000_000,
     )
-    assert quote.prev_close_micros == 97_000_000
+    assert nanos(quote.prev_close) == 97_000_000
     assert quote.trade_date == today
     reads = served.store.reads
     await served.client.get_quote("AAPL")  # merged once per day: no second store read
@@ -162,8 +162,8 @@ async def test_get_quote_falls_back_to_the_store(served: Served) -> None:
 
     assert quote.source == QuoteSource.QUOTE_SOURCE_STORE
     assert quote.latest == stored
-    assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (5, 9, 4)
-    assert quote.prev_close_micros == 7
+    assert (nanos(quote.open), nanos(quote.day_high), nanos(quote.day_low)) == (5, 9, 4)
+    assert nanos(quote.prev_close) == 7
     assert quote.trade_date == "2026-11-20"
 
 
@@ -208,7 +208,7 @@ async def test_a_lower_case_symbol_is_refused_with_the_spelling_that_works(
 
 async def test_undecodable_request_bytes_are_invalid_argument_not_internal(served: Served) -> None:
     for method in ("GetQuote", "StreamPrices"):
-        path = f"/financial.marketdata.v1.MarketDataService/{method}"
+        path = f"/financial.marketdata.v2.MarketDataService/{method}"
         metadata = (("authorization", f"Bearer {TOKEN}"),)
         if method == "GetQuote":
             call = served.client.channel.unary_unary(path)
@@ -259,7 +259,7 @@ async def test_calls_without_a_valid_token_are_unauthenticated(served: Served) -
 async def test_health_needs_no_token_and_reports_serving(served: Served) -> None:
     async with grpc.aio.insecure_channel(served.target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "financial.marketdata.v1.MarketDataService"):
+        for service in ("", "financial.marketdata.v2.MarketDataService"):
             response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert response.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -633,7 +633,7 @@ async def test_the_client_falls_back_to_stream_prices_on_a_server_without_batche
     class OnlyStreamPrices(services_pb2_grpc.MarketDataServiceServicer):
         async def StreamPrices(self, request, context):
             for n in (1, 2):
-                yield PriceUpdate(symbol="AAPL", exchange="NASDAQ", stream_sequence=n)
+                yield price_update(symbol="AAPL", exchange="NASDAQ", stream_sequence=n)
 
     server = grpc.aio.server()
     services_pb2_grpc.add_MarketDataServiceServicer_to_server(OnlyStreamPrices(), server)

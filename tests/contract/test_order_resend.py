@@ -18,14 +18,16 @@ from typing import Any
 import grpc
 import pytest
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, OrderResult
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.orders_pb2 import OrderBatchSummary, OrderRequest, OrderResult
 from gateway import cli
 from gateway import client as client_module
 from gateway.client import GatewayClient
 from gateway.errors import OrderOutcomeUnknown
 from marketcore.backoff import BackoffPolicy
+from tests.support import nanos
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -88,7 +90,7 @@ def _order(order_id: str = "o-1") -> OrderRequest:
         order_id=order_id,
         symbol="AAPL",
         side=common.SIDE_BUY,
-        quantity_micros=100_000_000,
+        quantity=Decimal(units=100),
         order_type=common.ORDER_TYPE_MARKET,
     )
 
@@ -207,7 +209,7 @@ async def test_mdgw_order_without_any_answer_says_exactly_how_to_check(
     finally:
         await server.stop(0)
     assert venue.fills == 1
-    assert venue.placed[order_id].limit_price_micros == 189_500_000
+    assert nanos(venue.placed[order_id].limit_price) == 189_500_000_000
 
 
 async def test_mdgw_order_refused_before_placing_says_not_placed(

@@ -13,8 +13,8 @@ from confluent_kafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.backoff import BackoffPolicy
+from tests.support import price_update
 from tickwriter.adapters.dead_letters import DeadLetter
 from tickwriter.batching import FlushPolicy
 from tickwriter.daily_bars import DailyBar
@@ -36,8 +36,8 @@ class Record:
     def value(self) -> bytes:
         if self.bad:
             return b"\xff\xffnot a tick"
-        tick = PriceUpdate(
-            exchange="X", symbol=f"S{self.partition}", last_micros=1_000 + self.offset,
+        tick = price_update(
+            exchange="X", symbol=f"S{self.partition}", last_nanos=1_000 + self.offset,
             event_time_ns=1_700_000_000 * 10**9 + self.offset, feed_handler_id="f",
             feed_sequence=self.partition * 100_000 + self.offset + 1,
         )  # fmt: skip

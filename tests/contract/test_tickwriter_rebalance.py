@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from marketcore.backoff import BackoffPolicy
+from tests.support import price_update
 from tickwriter.batching import FlushPolicy
 from tickwriter.decode import decode_tick
 from tickwriter.errors import WriteFailed
@@ -105,8 +105,8 @@ class NoDeadLetters:
 
 
 def _message(partition: int, offset: int) -> FakeMessage:
-    tick = PriceUpdate(
-        exchange="X", symbol=f"S{partition}", last_micros=1, event_time_ns=1,
+    tick = price_update(
+        exchange="X", symbol=f"S{partition}", last_nanos=1, event_time_ns=1,
         feed_handler_id="f", feed_sequence=partition * 1000 + offset,
     )  # fmt: skip
     return FakeMessage(partition, offset, tick.SerializeToString())

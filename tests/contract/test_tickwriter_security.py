@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v2 import services_pb2_grpc
 from gateway.devcerts import DevCertificates, make_dev_certificates
 from marketinfra.errors import SecurityConfigError
 from marketinfra.grpc_security import channel_credentials

@@ -11,8 +11,10 @@ import grpc
 import pytest
 import structlog
 
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, TickBatch
+from tests.support import price_update
 from tickwriter.daily_bars import DailyBar
 from tickwriter.errors import WriteFailed
 from tickwriter.rows import Row, TickRow
@@ -59,17 +61,18 @@ def stub(channel: grpc.aio.Channel) -> services_pb2_grpc.TickWriterServiceStub:
 
 
 def tick(symbol: str = "AAPL", sequence: int = 1, **fields: object) -> PriceUpdate:
+    """AAPL bid 189.00, ask 189.01, last 189.005 + ``sequence`` nanos (exact sub-micro steps)."""
     values: dict[str, object] = {
         "exchange": "NASDAQ",
         "symbol": symbol,
-        "bid_micros": 189_000_000,
-        "ask_micros": 189_010_000,
-        "last_micros": 189_005_000 + sequence,
+        "bid_nanos": 189_000_000_000,
+        "ask_nanos": 189_010_000_000,
+        "last_nanos": 189_005_000_000 + sequence,
         "event_time_ns": EVENT_NS + sequence,
         "feed_handler_id": "fh",
         "feed_sequence": sequence,
     }
-    return PriceUpdate(**{**values, **fields})
+    return price_update(**{**values, **fields})
 
 
 async def test_write_tick_acks_with_the_measured_latency_after_rows_and_bar_are_written(
@@ -81,7 +84,7 @@ async def test_write_tick_acks_with_the_measured_latency_after_rows_and_bar_are_
     assert isinstance(rows[0], TickRow)
     assert rows[0].payload == tick().SerializeToString()  # the bytes as sent: one schema
     assert rows[0].trade_date == "2025-11-22"
-    assert [(bar.symbol, bar.close_micros) for bar in bars] == [("AAPL", 189_005_001)]
+    assert [(bar.symbol, bar.close_nanos) for bar in bars] == [("AAPL", 189_005_000_001)]
 
 
 async def test_write_batch_writes_every_tick_in_one_call_with_one_bar_per_instrument(
@@ -92,20 +95,35 @@ async def test_write_batch_writes_every_tick_in_one_call_with_one_bar_per_instru
     assert (ack.success, ack.rows_written) == (True, 10)
     ((rows, bars),) = writer.calls
     assert len(rows) == 10
-    assert sorted((bar.symbol, bar.open_micros, bar.close_micros) for bar in bars) == [
-        ("A", 189_005_001, 189_005_005),
-        ("B", 189_005_001, 189_005_005),
+    assert sorted((bar.symbol, bar.open_nanos, bar.close_nanos) for bar in bars) == [
+        ("A", 189_005_000_001, 189_005_000_005),
+        ("B", 189_005_000_001, 189_005_000_005),
     ]
+
+
+def _with_bid(bid: Decimal) -> PriceUpdate:
+    update = tick(symbol="MALFORMED", bid_nanos=0)
+    update.bid.CopyFrom(bid)
+    return update
 
 
 @pytest.mark.parametrize(
     ("call", "message", "detail"),
     [
-        ("WriteTick", tick(bid_micros=189_020_000), "invalid_tick:crossed_quote"),
+        ("WriteTick", tick(bid_nanos=189_020_000_000), "invalid_tick:crossed_quote"),
         ("WriteTick", tick(exchange=""), "invalid_tick:missing_exchange"),
-        ("WriteTick", tick(last_micros=-1), "invalid_tick:negative_price"),
+        ("WriteTick", tick(last_nanos=-1), "invalid_tick:negative_price"),
         ("WriteTick", PriceUpdate(exchange="X", symbol="Y", event_time_ns=1), "no_price"),
         ("WriteTick", tick(event_time_ns=0), "no_event_time"),
+        # not canonical Decimals (|nanos| > 999,999,999; nanos of the other sign): built by
+        # hand, since the helpers only write canonical ones
+        ("WriteTick", _with_bid(Decimal(units=0, nanos=1_000_000_000)), "malformed_decimal"),
+        ("WriteTick", _with_bid(Decimal(units=1, nanos=-5)), "malformed_decimal"),
+        (
+            "WriteBatch",
+            TickBatch(ticks=[tick(), _with_bid(Decimal(units=-1, nanos=5))]),
+            "tick 1: malformed_decimal",
+        ),
         ("WriteBatch", TickBatch(), "batch has no ticks"),
         ("WriteBatch", TickBatch(ticks=[tick(), tick(symbol="")]), "tick 1: "),
     ],
@@ -161,7 +179,7 @@ async def test_every_log_line_of_a_call_carries_the_rpc_and_request_id(
 ) -> None:
     await stub.WriteTick(tick(), timeout=5, metadata=(("x-request-id", "req-42"),))
     assert writer.log_context[-1] == {
-        "rpc": "/financial.marketdata.v1.TickWriterService/WriteTick",
+        "rpc": "/financial.marketdata.v2.TickWriterService/WriteTick",
         "request_id": "req-42",
     }
 
@@ -171,7 +189,7 @@ async def test_every_log_line_of_a_call_carries_the_rpc_and_request_id(
 async def test_bytes_that_are_not_the_request_are_invalid_argument(
     channel: grpc.aio.Channel, writer: FakeWriter, call: str, garbage: bytes
 ) -> None:
-    raw = channel.unary_unary(f"/financial.marketdata.v1.TickWriterService/{call}")
+    raw = channel.unary_unary(f"/financial.marketdata.v2.TickWriterService/{call}")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await raw(garbage, timeout=5)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

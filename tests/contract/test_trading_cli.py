@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import OrderStatusUpdate
 from gateway import cli
+from marketinfra.topics import ORDERS_LIFECYCLE
 from tests.contract.trading_support import (
     ALICE,
     VIEWER,
@@ -22,7 +25,7 @@ from tests.contract.trading_support import (
     tick,
     trading_gateway,
 )
-from tests.support import until
+from tests.support import nanos, until
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,10 +71,11 @@ async def test_a_limit_order_is_accepted(
     assert await _run(argv) == 0  # the same order again: answered, not placed twice
     assert "duplicate" in _lines(capsys.readouterr().out, "o-1")[1]
     placed = [
-        OrderStatusUpdate.FromString(record.value) for record in served.records("orders.lifecycle")
+        OrderStatusUpdate.FromString(record.value)
+        for record in served.records(ORDERS_LIFECYCLE.name)
     ]
     assert [(s.order_id, s.status) for s in placed] == [("o-1", common.ORDER_STATUS_NEW)]
-    assert placed[0].order.limit_price_micros == 99_500_000
+    assert nanos(placed[0].order.limit_price) == 99_500_000_000
     assert placed[0].order.time_in_force == common.TIME_IN_FORCE_GTC
 
 
@@ -97,7 +101,12 @@ async def test_a_rejected_order_exits_1_and_says_why(
     ("argv", "problem"),
     [
         (["BTC-USD", "abc"], "quantity must be a positive number"),
-        (["BTC-USD", "1", "--limit", "1.0000001"], "limit price must be a positive number"),
+        (["BTC-USD", "1", "--limit", "0"], "limit price must be a positive number"),
+        (
+            ["BTC-USD", "1", "--limit", "99.0000000001"],
+            "limit price '99.0000000001' has more than 9 decimals",
+        ),
+        (["BTC-USD", "0.0000000001"], "quantity '0.0000000001' has more than 9 decimals"),
         (["BTC-USD", "1", "--id", "has space"], "order id must be"),
     ],
 )
@@ -227,7 +236,7 @@ async def test_end_of_input_closes_the_session_and_cancel_on_disconnect_cancels(
 
     def last_status() -> int:
         updates = [
-            OrderStatusUpdate.FromString(r.value) for r in served.records("orders.lifecycle")
+            OrderStatusUpdate.FromString(r.value) for r in served.records(ORDERS_LIFECYCLE.name)
         ]
         return updates[-1].status
 
@@ -257,3 +266,52 @@ async def test_a_session_that_breaks_names_each_unsettled_order_and_how_to_check
     assert err[1].startswith("mdgw trade: 1 order(s) sent in this session without a final answer")
     assert err[2] == "  u-1  OUTCOME UNKNOWN"
     assert err[3] == "    mdgw order buy BTC-USD 1 --limit 99.00 --tif day --id u-1"
+
+
+async def test_reject_texts_show_exact_decimals(
+    served: TradingServed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Coinbase trades 0.0001 lots by default: 0.00012345 is off the lot, said exactly
+    argv = ["order", "buy", "BTC-USD", "0.00012345", "--limit", "100.5", "--id", "lot-1"]
+    assert await _run(argv) == 1
+    assert _lines(capsys.readouterr().out, "lot-1") == [
+        "lot-1  SENDING  buy 0.00012345 BTC-USD limit 100.50 DAY",
+        "lot-1  REJECTED  buy 0.00012345 BTC-USD limit 100.50 DAY  INVALID_QUANTITY: "
+        "quantity 0.00012345 is not a multiple of the lot 0.0001"
+    ]
+    argv = ["order", "buy", "BTC-USD", "1", "--limit", "100.000000001", "--id", "tick-1"]
+    assert await _run(argv) == 1
+    assert _lines(capsys.readouterr().out, "tick-1") == [
+        "tick-1  SENDING  buy 1 BTC-USD limit 100.000000001 DAY",
+        "tick-1  REJECTED  buy 1 BTC-USD limit 100.000000001 DAY  INVALID_PRICE: "
+        "limit price 100.000000001 is off the tick 0.01"
+    ]
+
+
+async def test_a_session_on_a_sub_micro_instrument_prints_the_exact_digits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tmp_path / "reference.json"
+    reference.write_text(
+        json.dumps({"instruments": {"COINBASE|ADA-BTC": {"tick": "0.00000001", "lot": "1e-8"}}})
+    )
+    async with trading_gateway(reference=reference) as served:
+        served.feed.push([tick("0.00002288", "0.000022900", symbol="ADA-BTC")])
+        monkeypatch.setenv("GATEWAY_CLIENT_TARGET", served.target)
+        monkeypatch.setenv("GATEWAY_CLIENT_INSECURE", "true")
+        monkeypatch.setenv("GATEWAY_CLIENT_TOKEN", ALICE)
+        script = "buy ADA-BTC 0.12345678 limit 0.00002290 id a-1\nsell ADA-BTC 0.1 id a-2\n"
+        monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+        assert await _run(["trade"]) == 0
+    out = capsys.readouterr().out
+    assert _lines(out, "a-1  SENDING", "a-1  FILL ", "a-2  FILL ", "POSITION") == [
+        "a-1  SENDING  buy 0.12345678 ADA-BTC limit 0.0000229 DAY",
+        "a-1  FILL a-1-1  bought 0.12345678 ADA-BTC on COINBASE at 0.0000229  filled "
+        "0.12345678, 0 left  venue SIM",
+        # 0.12345678 x 0.0000229 = 0.000002827160262, to the nano
+        "POSITION  ADA-BTC  long 0.12345678  cost 0.000002827  realized P&L 0.00",
+        "a-2  FILL a-2-1  sold 0.1 ADA-BTC on COINBASE at 0.00002288  filled 0.1, 0 left  "
+        "venue SIM",
+        # 0.02345678 left at the average cost; 0.1 x (0.00002288 - 0.0000229) realized
+        "POSITION  ADA-BTC  long 0.02345678  cost 0.000000537  realized P&L -0.000000002",
+    ]

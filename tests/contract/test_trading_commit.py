@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import TradingMessage
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import TradingMessage
 from gateway import app
 from gateway.config import GatewaySettings
 from gateway.errors import JournalError, OrderOutcomeUnknown

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v2 import common_pb2 as common
 from gateway import app
 from gateway.client import GatewayClient
 from gateway.config import GatewaySettings

@@ -3,29 +3,37 @@ trading log: the wire contract, status codes, sessions and the records made."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.orders_pb2 import (
+    ExecutionReport,
     OrderCancelRequest,
     OrderRequest,
     OrderStatusUpdate,
+    PositionUpdate,
     TradingMessage,
 )
+from gateway.trading.convert import Record
+from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TRADES_EXECUTED
 from tests.contract.trading_support import (
     ALICE,
     BOB,
     VIEWER,
-    micros,
+    exact,
     order,
     read_until,
     tick,
     trading_gateway,
 )
+from tests.support import nanos
 
 
 async def test_submit_orders_answers_each_order_and_records_each_change() -> None:
@@ -33,7 +41,7 @@ async def test_submit_orders_answers_each_order_and_records_each_change() -> Non
         served.feed.push([tick(100, 101, ask_size=1)])
         summary = await served.client(ALICE).submit_orders(
             [
-                order("sub-1", "buy", 0.5),  # market: fills at the ask
+                order("sub-1", "buy", "0.5"),  # market: fills at the ask
                 order("sub-2", "buy", 1, limit=99),  # rests
                 order("sub-3", "buy", 1, limit=150),  # out of the 10% band
             ]
@@ -47,7 +55,7 @@ async def test_submit_orders_answers_each_order_and_records_each_change() -> Non
         assert summary.results[2].reject_reason == common.REJECT_REASON_PRICE_OUT_OF_BAND
         assert (summary.accepted, summary.rejected) == (2, 1)
         statuses = [
-            OrderStatusUpdate.FromString(r.value) for r in served.records("orders.lifecycle")
+            OrderStatusUpdate.FromString(r.value) for r in served.records(ORDERS_LIFECYCLE.name)
         ]
         assert [(s.order_id, s.status, s.event_sequence) for s in statuses] == [
             ("sub-1", common.ORDER_STATUS_NEW, 1),
@@ -55,8 +63,8 @@ async def test_submit_orders_answers_each_order_and_records_each_change() -> Non
             ("sub-2", common.ORDER_STATUS_NEW, 1),
             ("sub-3", common.ORDER_STATUS_REJECTED, 1),
         ]
-        assert [r.key for r in served.records("trades.executed")] == [b"alice"]
-        assert [r.key for r in served.records("positions.updates")] == [b"alice|BTC-USD"]
+        assert [r.key for r in served.records(TRADES_EXECUTED.name)] == [b"alice"]
+        assert [r.key for r in served.records(POSITIONS_UPDATES.name)] == [b"alice|BTC-USD"]
 
 
 async def test_a_malformed_order_refuses_the_whole_batch() -> None:
@@ -93,12 +101,12 @@ async def test_a_session_hears_its_orders_in_order_and_cancels() -> None:
         kinds = [m.WhichOneof("payload") for m in seen]
         assert kinds == ["status", "execution", "status"]
         assert seen[1].execution.execution_id == "live-1-1"
-        assert seen[1].execution.fill_quantity_micros == micros(1)
+        assert nanos(seen[1].execution.fill_quantity) == exact(1)
         await read_until(call, lambda m: m.HasField("position"))
         await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="live-1")))
         seen = await read_until(call, lambda m: m.HasField("status"))
         assert seen[-1].status.status == common.ORDER_STATUS_CANCELLED
-        assert seen[-1].status.filled_quantity_micros == micros(1)
+        assert nanos(seen[-1].status.filled_quantity) == exact(1)
         await call.write(TradingMessage(cancel=OrderCancelRequest(order_id="live-1")))
         seen = await read_until(call, lambda m: m.HasField("reject"))
         assert seen[-1].reject.reject_reason == common.REJECT_REASON_TOO_LATE_TO_CANCEL
@@ -142,7 +150,7 @@ async def test_a_market_data_only_token_cannot_trade() -> None:
 
 
 async def test_a_restart_rebuilds_working_orders_from_the_log() -> None:
-    records: list = []
+    records: list[Record] = []
     async with trading_gateway(records) as served:
         served.feed.push([tick(100, 101)])
         await served.client(ALICE).submit_orders([order("keep-1", "buy", 1, limit=99)])
@@ -151,11 +159,130 @@ async def test_a_restart_rebuilds_working_orders_from_the_log() -> None:
         snapshot = await read_until(call, lambda m: m.HasField("status"))
         assert snapshot[0].status.order_id == "keep-1"  # a session starts with working orders
         assert snapshot[0].status.status == common.ORDER_STATUS_NEW
-        served.feed.push([tick(98, 98.5, ask_size=5)])  # the market comes to the order
+        served.feed.push([tick(98, "98.5", ask_size=5)])  # the market comes to the order
         seen = await read_until(
             call,
             lambda m: m.HasField("status") and m.status.status == common.ORDER_STATUS_FILLED,
         )
         assert seen[-1].status.event_sequence == 2
-        assert seen[-1].status.filled_quantity_micros == micros(1)
+        assert nanos(seen[-1].status.filled_quantity) == exact(1)
         await call.done_writing()
+
+
+# A Decimal that is no canonical value is refused, never normalized: the sender is broken.
+_NOT_CANONICAL = "not a canonical decimal: units={units} nanos={nanos}"
+# int64 units of -2^63 is canonical but has no positive counterpart: beyond the range carried
+_BEYOND = (
+    "beyond the range carried (units={units}; at most 9223372036854775807.999999999 either way)"
+)
+MALFORMED_DECIMALS = [
+    pytest.param(
+        "quantity", Decimal(units=1, nanos=1_000_000_000), _NOT_CANONICAL, id="nanos-too-large"
+    ),
+    pytest.param(
+        "quantity", Decimal(units=0, nanos=-1_000_000_000), _NOT_CANONICAL, id="nanos-too-small"
+    ),
+    pytest.param("quantity", Decimal(units=1, nanos=-500_000_000), _NOT_CANONICAL, id="mixed"),
+    pytest.param("limit_price", Decimal(units=-100, nanos=5), _NOT_CANONICAL, id="limit-mixed"),
+    pytest.param(
+        "stop_price", Decimal(units=99, nanos=2_000_000_000), _NOT_CANONICAL, id="stop-nanos"
+    ),
+    pytest.param("quantity", Decimal(units=-(2**63)), _BEYOND, id="quantity-int64-min"),
+    pytest.param("limit_price", Decimal(units=-(2**63)), _BEYOND, id="limit-int64-min"),
+]
+
+
+def _malformed_order(order_id: str, field: str, value: Decimal) -> OrderRequest:
+    request = order("x", "buy", 1, limit=100, stop=101)  # a stop-limit: all three fields
+    request.order_id = order_id
+    getattr(request, field).CopyFrom(value)
+    return request
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), MALFORMED_DECIMALS)
+async def test_a_malformed_decimal_refuses_a_batch_as_invalid_argument(
+    field: str, value: Decimal, problem: str
+) -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101)])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await served.client(ALICE).submit_orders(
+                [order("fine-1", "buy", 1, limit=100), _malformed_order("bad-1", field, value)]
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        said = problem.format(units=value.units, nanos=value.nanos)
+        assert caught.value.details() == (
+            f"order 2 of the batch: order bad-1: {field} is {said}; nothing in the batch was placed"
+        )
+        assert served.log.records == []
+        assert served.gateway.trading is not None
+        assert len(served.gateway.trading.desk.manager) == 0
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), MALFORMED_DECIMALS)
+async def test_a_malformed_decimal_ends_a_session_as_invalid_argument(
+    field: str, value: Decimal, problem: str
+) -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101)])
+        call = served.client(ALICE).trading_session()
+        await call.write(TradingMessage(new_order=order("ok-1", "buy", 1, limit=99)))
+        await read_until(call, lambda m: m.HasField("status"))
+        await call.write(TradingMessage(new_order=_malformed_order("bad-1", field, value)))
+        assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+        said = problem.format(units=value.units, nanos=value.nanos)
+        assert await call.details() == f"order bad-1: {field} is {said}"
+        recorded = [
+            OrderStatusUpdate.FromString(r.value).order_id
+            for r in served.records(ORDERS_LIFECYCLE.name)
+        ]
+        assert recorded == ["ok-1"]  # the malformed order placed nothing
+
+
+async def test_sub_micro_prices_and_sizes_cross_the_wire_exactly(tmp_path: Path) -> None:
+    """An instrument quoted and traded finer than a micro: the order, its fill and the
+    position carry the venue's exact digits (ADA-BTC at 0.00002288, 8-decimal sizes)."""
+    reference = tmp_path / "reference.json"
+    reference.write_text(
+        json.dumps(
+            {"instruments": {"COINBASE|ADA-BTC": {"tick": "0.00000001", "lot": "0.00000001"}}}
+        )
+    )
+    async with trading_gateway(reference=reference) as served:
+        served.feed.push([tick("0.00002288", "0.00002290", ask_size="1000.5", symbol="ADA-BTC")])
+        client = served.client(ALICE)
+        summary = await client.submit_orders(
+            [
+                order("ada-1", "buy", "0.12345678", limit="0.00002290", symbol="ADA-BTC"),
+                order("ada-2", "buy", "0.123456785", limit="0.00002290", symbol="ADA-BTC"),
+                order("ada-3", "buy", "1", limit="0.000022905", symbol="ADA-BTC"),
+            ]
+        )
+        assert [(r.status, r.reject_reason, r.reject_text) for r in summary.results] == [
+            (common.ORDER_STATUS_FILLED, 0, ""),
+            (
+                common.ORDER_STATUS_REJECTED,
+                common.REJECT_REASON_INVALID_QUANTITY,
+                "quantity 0.123456785 is not a multiple of the lot 0.00000001",
+            ),
+            (
+                common.ORDER_STATUS_REJECTED,
+                common.REJECT_REASON_INVALID_PRICE,
+                "limit price 0.000022905 is off the tick 0.00000001",
+            ),
+        ]
+        [trade] = [
+            ExecutionReport.FromString(r.value) for r in served.records(TRADES_EXECUTED.name)
+        ]
+        assert (trade.fill_price.units, trade.fill_price.nanos) == (0, 22_900)
+        assert (trade.fill_quantity.units, trade.fill_quantity.nanos) == (0, 123_456_780)
+        [position] = [
+            PositionUpdate.FromString(r.value) for r in served.records(POSITIONS_UPDATES.name)
+        ]
+        # 0.12345678 x 0.00002290 = 0.000002827160262: 0.000002827 + 0.000000000160262
+        assert (position.cost.units, position.cost.nanos, position.cost_sub_nanos) == (
+            0,
+            2_827,
+            160_262_000,
+        )
+        assert nanos(position.net_quantity) == exact("0.12345678")

@@ -4,6 +4,7 @@ behind it (gateway.fakes), and helpers to build ticks and orders."""
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,15 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import OrderRequest, TradingMessage
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import OrderRequest, TradingMessage
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from gateway import app
 from gateway.client import GatewayClient
 from gateway.config import GatewaySettings
 from gateway.fakes import ManualFeed, MemoryQuoteStore, MemoryTradingLog
 from gateway.market import MarketData
 from gateway.trading.convert import Record
+from tests.support import price_update, proto
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef01"
@@ -37,32 +39,39 @@ SYMBOL = "BTC-USD"
 _sequence = 0
 
 
-def micros(units: float | int) -> int:
-    """Test shorthand only: exact for the round numbers the tests use."""
-    return round(units * 1_000_000)
+Amount = str | int  # decimal text ("0.5", "0.00002288") or whole units
+
+
+def exact(value: Amount) -> int:
+    """Decimal text (or whole units) in nanos, by ``decimal.Decimal`` arithmetic: the tests'
+    numbers never go through the parser under test. Refuses a value finer than a nano."""
+    scaled = decimal.Decimal(value).scaleb(9)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value!r} is finer than a nano")
+    return int(scaled)
 
 
 def tick(
-    bid: float,
-    ask: float,
+    bid: Amount,
+    ask: Amount,
     *,
-    bid_size: float = 0,
-    ask_size: float = 0,
-    last: float = 0,
+    bid_size: Amount = 0,
+    ask_size: Amount = 0,
+    last: Amount = 0,
     symbol: str = SYMBOL,
     exchange: str = EXCHANGE,
 ) -> PriceUpdate:
     global _sequence
     _sequence += 1
     now = time.time_ns()
-    return PriceUpdate(
+    return price_update(
         exchange=exchange,
         symbol=symbol,
-        bid_micros=micros(bid),
-        ask_micros=micros(ask),
-        bid_size_micros=micros(bid_size),
-        ask_size_micros=micros(ask_size),
-        last_micros=micros(last),
+        bid_nanos=exact(bid),
+        ask_nanos=exact(ask),
+        bid_size_nanos=exact(bid_size),
+        ask_size_nanos=exact(ask_size),
+        last_nanos=exact(last),
         event_time_ns=now,
         received_time_ns=now,
         feed_handler_id="contract",
@@ -73,31 +82,33 @@ def tick(
 def order(
     order_id: str,
     side: str,
-    quantity: float,
+    quantity: Amount,
     *,
-    limit: float = 0,
-    stop: float = 0,
+    limit: Amount = 0,
+    stop: Amount = 0,
     tif: int = common.TIME_IN_FORCE_DAY,
     symbol: str = SYMBOL,
     exchange: str = EXCHANGE,
     account_id: str = "",
 ) -> OrderRequest:
+    limit_nanos, stop_nanos = exact(limit), exact(stop)
     kind = {
         (False, False): common.ORDER_TYPE_MARKET,
         (True, False): common.ORDER_TYPE_LIMIT,
         (False, True): common.ORDER_TYPE_STOP,
         (True, True): common.ORDER_TYPE_STOP_LIMIT,
-    }[(bool(limit), bool(stop))]
-    return OrderRequest(
+    }[(limit_nanos != 0, stop_nanos != 0)]
+    return proto(
+        OrderRequest,
         order_id=order_id,
         symbol=symbol,
         exchange=exchange,
         side=common.SIDE_BUY if side == "buy" else common.SIDE_SELL,
-        quantity_micros=micros(quantity),
-        limit_price_micros=micros(limit),
-        stop_price_micros=micros(stop),
+        quantity_nanos=exact(quantity),
+        limit_price_nanos=limit_nanos,
+        stop_price_nanos=stop_nanos,
         order_type=kind,
-        time_in_force=tif,  # type: ignore[arg-type]  # the enum's numbers
+        time_in_force=tif,
         account_id=account_id,
     )
 

@@ -1,7 +1,8 @@
 """Feed handlers against the real Kafka: simulator -> handler -> a topic of the test's own.
 
 - keyed EXCHANGE|SYMBOL on the Java-compatible partition, per-symbol order kept, exactly
-  the ticks the handler accepted, the last one equal to the simulator's book;
+  the ticks the handler accepted, the last one equal to the simulator's book (over WebSocket
+  with a coin-quoted product, ADA-BTC, whose prices and sizes are finer than a micro);
 - the simulator stopped and started again: the handler reconnects and resumes;
 - Kafka unreachable, then reachable: the bounded buffer applies its policy and every
   accepted tick is delivered (counted end to end);
@@ -22,6 +23,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -30,18 +32,19 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from feedhandlers.adapters.itch_connection import SoupFeedConnection
 from feedhandlers.adapters.kafka_sink import BUFFER_FULL, CONFLATED, KafkaTickSink
 from feedhandlers.app import FeedHandler, build, replay
+from feedhandlers.capture import read_frames
 from feedhandlers.config import FeedHandlerSettings
 from feedhandlers.replay import ReplayPace
 from feedhandlers.simulator.coinbase_feed import CoinbaseFeed
 from feedhandlers.simulator.fix_acceptor import FixAcceptor
 from feedhandlers.simulator.itch_feed import ItchFeed, SoupBinTcpServer
 from feedhandlers.simulator.ws_server import SimulatorServer
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketinfra.kafka import make_consumer
 from marketinfra.settings import KafkaSettings
 from mdgw.localinfra import LocalInfraSettings, down, up
 from tests.integration.support import consume_or_fail, murmur2_partition
-from tests.support import free_port
+from tests.support import free_port, nanos, price_update
 
 SYMBOLS = ["SIM0-USD", "SIM1-USD", "SIM2-USD", "SIM3-USD"]
 PARTITIONS = 8
@@ -79,11 +82,10 @@ def _check_keyed_and_ordered(messages: list[Message]) -> dict[str, list[PriceUpd
         assert times == sorted(times), symbol
         # one-sided quotes are valid (0 = side empty: an ITCH book fills one order at a
         # time); a crossed or locked quote never is
-        crossed = [
-            u for u in updates if u.bid_micros and u.ask_micros and u.bid_micros >= u.ask_micros
-        ]
+        quotes = [(nanos(u.bid), nanos(u.ask)) for u in updates]
+        crossed = [q for q in quotes if q[0] and q[1] and q[0] >= q[1]]
         assert not crossed, (symbol, crossed[:3])
-        assert all(u.bid_micros >= 0 and u.ask_micros >= 0 for u in updates)
+        assert all(bid >= 0 and ask >= 0 for bid, ask in quotes)
     return by_symbol
 
 
@@ -112,8 +114,11 @@ async def _handler_running(handler: FeedHandler) -> AsyncIterator[None]:
                 await task
 
 
-def _micros(text: str) -> int:
-    return int(text.replace(".", "")) * 10_000
+def _nanos(text: str) -> int:
+    """The simulator's price text in nanos, by Python's decimal (not the parser under test)."""
+    value = Decimal(text).scaleb(9)
+    assert value == value.to_integral_value(), text
+    return int(value)
 
 
 @pytest.mark.parametrize("protocol", ["websocket", "fix", "itch"])
@@ -121,6 +126,8 @@ async def test_simulated_feed_lands_keyed_in_order_and_resumes_after_a_venue_res
     kafka_settings: KafkaSettings, make_topic, protocol: str
 ) -> None:
     topic = make_topic(PARTITIONS)
+    # the WebSocket simulator also quotes a coin-quoted product: 8-decimal prices and sizes
+    symbols = [*SYMBOLS, "ADA-BTC"] if protocol == "websocket" else SYMBOLS
     simulator: SimulatorServer | FixAcceptor | SoupBinTcpServer
     if protocol == "itch":
         simulator = SoupBinTcpServer(ItchFeed(SYMBOLS, seed=11), rate_per_s=500)
@@ -138,12 +145,12 @@ async def test_simulated_feed_lands_keyed_in_order_and_resumes_after_a_venue_res
         }
         exchange = "FIXSIM"
     else:
-        simulator = SimulatorServer(CoinbaseFeed(SYMBOLS, seed=11), rate_per_s=500)
+        simulator = SimulatorServer(CoinbaseFeed(symbols, seed=11), rate_per_s=500)
         await simulator.start(0)
         venue = {"venue": "coinbase", "url": simulator.url}
         exchange = "COINBASE"
     settings = FeedHandlerSettings(
-        symbols=",".join(SYMBOLS),
+        symbols=",".join(symbols),
         ticks_topic=topic,
         feed_handler_id="it-sim",
         reconnect_base_s=0.05,
@@ -182,19 +189,25 @@ async def test_simulated_feed_lands_keyed_in_order_and_resumes_after_a_venue_res
     assert sink.delivery_errors.total() == 0
     assert sink.dropped.total() == 0
     assert handler.pipeline.counters.rejected.total() == 0
+    assert handler.pipeline.counters.sizes_dropped == 0
 
     by_symbol = _check_keyed_and_ordered(_read_all(kafka_settings, topic, sink.accepted))
-    assert set(by_symbol) == set(SYMBOLS)
+    assert set(by_symbol) == set(symbols)
     truth: dict[str, tuple[int, int]]
-    if isinstance(simulator, SoupBinTcpServer):  # Price(4) integers
-        truth = {s: (b * 100, a * 100) for s, (b, a) in simulator.feed.truth.items()}
+    if isinstance(simulator, SoupBinTcpServer):  # Price(4) integers: four implied decimals
+        truth = {s: (b * 100_000, a * 100_000) for s, (b, a) in simulator.feed.truth.items()}
     else:
         texts = simulator.truth if isinstance(simulator, FixAcceptor) else simulator.feed.truth
-        truth = {s: (_micros(b), _micros(a)) for s, (b, a) in texts.items()}
+        truth = {s: (_nanos(b), _nanos(a)) for s, (b, a) in texts.items()}
     for symbol, quote in truth.items():
         last = by_symbol[symbol][-1]
-        assert (last.bid_micros, last.ask_micros) == quote
+        assert (nanos(last.bid), nanos(last.ask)) == quote
         assert (last.feed_handler_id, last.exchange) == ("it-sim", exchange)
+    if protocol == "websocket":  # ADA-BTC near 0.00002288: finer than a micro, exact in Kafka
+        ada = by_symbol["ADA-BTC"]
+        assert any(nanos(u.bid) % 1000 for u in ada)
+        assert any(nanos(u.last_size) % 1000 for u in ada)
+        assert any(nanos(u.volume) % 1000 for u in ada)
 
 
 @contextlib.asynccontextmanager
@@ -242,8 +255,8 @@ async def test_unreachable_kafka_bounds_the_buffer_then_delivers_every_accepted_
     for n in range(40):
         key = f"TEST|S{n % 5}".encode()
         sent[key] += 1
-        value = PriceUpdate(
-            exchange="TEST", symbol=f"S{n % 5}", last_micros=n + 1, feed_sequence=sent[key]
+        value = price_update(
+            exchange="TEST", symbol=f"S{n % 5}", last_nanos=n + 1, feed_sequence=sent[key]
         )
         sink.send(key, value.SerializeToString())
         sink.poll()
@@ -386,7 +399,12 @@ async def test_replaying_a_capture_twice_gives_the_same_records(
     settings = FeedHandlerSettings(venue="binance", ticks_topic=topic, kafka=kafka_settings)
     assert await replay(settings, capture, ReplayPace(0)) == 0
     assert await replay(settings, capture, ReplayPace(0)) == 0
-    messages = _read_all(kafka_settings, topic, 2 * 75)
+    # one tick per bookTicker and aggTrade frame: none refused (LRC-BTC and BLZ-ETH quote
+    # below a micro; before v2 11 of the 86 were refused)
+    streams = [json.loads(f.payload)["stream"] for f in read_frames(capture)]
+    ticks = sum(s.endswith(("@bookTicker", "@aggTrade")) for s in streams)
+    assert ticks == 86
+    messages = _read_all(kafka_settings, topic, 2 * ticks)
     records = sorted((m.key(), m.value()) for m in messages)
     first, second = records[0::2], records[1::2]
     assert first == second  # byte-identical pairs: the tick writer rewrites the same rows

@@ -11,13 +11,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import grpc
 import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Producer
 
-from financial.marketdata.v1.prices_pb2 import (
+from financial.marketdata.v2.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
     QuoteResponse,
@@ -30,10 +31,11 @@ from gateway.config import GatewaySettings
 from marketcore.instruments import InstrumentKey
 from marketcore.tick_identity import tick_timeuuid
 from marketcore.trading_calendar import trade_date_text
+from marketinfra.bar_cells import cell, low_cell
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
-from tests.support import drain_to_error, subscribed, until
+from tests.support import drain_to_error, nanos, price_update, subscribed, until
 
 TOKEN = "integration-token-0123456789abcdef"
 TOKENS = json.dumps({TOKEN: {"account": "acct-it", "permissions": ["market_data"]}})
@@ -51,9 +53,9 @@ class Harness:
 
     def tick(self, symbol: str, seq: int, *, last: int = 0, at_ns: int = 0) -> PriceUpdate:
         now = at_ns or time.time_ns()
-        return PriceUpdate(
-            exchange=self.exchange, symbol=symbol, bid_micros=50_000_000 + seq,
-            ask_micros=50_100_000 + seq, last_micros=last or 50_050_000 + seq,
+        return price_update(
+            exchange=self.exchange, symbol=symbol, bid_nanos=50_000_000 + seq,
+            ask_nanos=50_100_000 + seq, last_nanos=last or 50_050_000 + seq,
             event_time_ns=now, received_time_ns=now + 1000, feed_handler_id="it",
             feed_sequence=seq,
         )  # fmt: skip
@@ -237,13 +239,13 @@ async def test_get_quote_from_memory_with_the_days_range_and_stored_previous_clo
     )
     quote = await harness.quote_when("MEM", 3)
     assert quote.source == QuoteSource.QUOTE_SOURCE_MEMORY
-    assert quote.latest.last_micros == 49_000_000
-    assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (
+    assert nanos(quote.latest.last) == 49_000_000
+    assert (nanos(quote.open), nanos(quote.day_high), nanos(quote.day_low)) == (
         50_000_000,
         52_000_000,
         49_000_000,
     )
-    assert quote.prev_close_micros == 45_500_000
+    assert nanos(quote.prev_close) == 45_500_000
     assert quote.trade_date == today
 
 
@@ -259,21 +261,21 @@ async def test_get_quote_falls_back_to_cassandra_for_symbols_not_in_memory(
                 (57_500_000, 62_000_000, 56_000_000, 61_000_000))  # fmt: skip
     cassandra_session.execute(
         f"INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, "
-        "last_micros, event_time_ns, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (harness.exchange, "STO", "2026-11-20", tick_timeuuid(event_ns, b"sto"), 61_000_000,
-         event_ns, stored.SerializeToString()),
+        "last, event_time_ns, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (harness.exchange, "STO", "2026-11-20", tick_timeuuid(event_ns, b"sto"),
+         Decimal("0.061"), event_ns, stored.SerializeToString()),
     )  # fmt: skip
 
     for exchange in (harness.exchange, ""):  # with no exchange, the configured ones are asked
         quote = await harness.client.get_quote("STO", exchange)
         assert quote.source == QuoteSource.QUOTE_SOURCE_STORE
         assert quote.latest == stored
-        assert (quote.open_micros, quote.day_high_micros, quote.day_low_micros) == (
+        assert (nanos(quote.open), nanos(quote.day_high), nanos(quote.day_low)) == (
             57_500_000,
             62_000_000,
             56_000_000,
         )
-        assert quote.prev_close_micros == 57_000_000
+        assert nanos(quote.prev_close) == 57_000_000
         assert quote.trade_date == "2026-11-20"
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -301,12 +303,16 @@ def _insert_bar(
 ) -> None:
     open_, high, low, close = prices
     start = int(dt.datetime.fromisoformat(f"{day}T14:30:00+00:00").timestamp()) * SECOND
-    session.execute(
-        f"INSERT INTO {keyspace}.daily_bars (exchange, symbol, trade_date, open_micros, "
-        "high_micros, low_micros, close_micros, volume_micros, first_event_ns, last_event_ns) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (exchange, symbol, day, open_, high, low, close, 0, start, start + 6 * 3600 * SECOND),
+    insert = session.prepare(  # prepared: tuple cells bind as tuples (a simple statement
+        # would write a Python tuple as a CQL list)
+        f"INSERT INTO {keyspace}.daily_bars (exchange, symbol, trade_date, open, high, low, "
+        "close, volume, first_event_ns, last_event_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    session.execute(
+        insert,
+        (exchange, symbol, day, cell(open_), cell(high), low_cell(low), cell(close), cell(0),
+         start, start + 6 * 3600 * SECOND),
+    )  # fmt: skip
 
 
 # -- StreamPriceBatches (issue 7) -------------------------------------------------------------

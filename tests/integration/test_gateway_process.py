@@ -23,7 +23,6 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from gateway.client import GatewayClient
 from gateway.devcerts import DevCertificates, make_dev_certificates
 from gateway.security import channel_credentials
@@ -31,7 +30,7 @@ from marketcore.instruments import InstrumentKey
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
-from tests.support import subscribed
+from tests.support import price_update, subscribed
 
 TOKEN = "process-token-0123456789abcdef"
 SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
@@ -123,12 +122,12 @@ def _generic_quote(port: int, certs: DevCertificates) -> tuple[list[str], str]:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = sorted(database.get_services())
         pool = descriptor_pool.DescriptorPool(database)
-        service = pool.FindServiceByName("financial.marketdata.v1.MarketDataService")
+        service = pool.FindServiceByName("financial.marketdata.v2.MarketDataService")
         method = service.methods_by_name["GetQuote"]
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
         call = channel.unary_unary(
-            "/financial.marketdata.v1.MarketDataService/GetQuote",
+            "/financial.marketdata.v2.MarketDataService/GetQuote",
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
@@ -160,8 +159,8 @@ async def test_two_processes_serve_side_by_side_and_sigterm_drains_streams(
     await subscribed(*calls)
 
     producer = make_producer(kafka_settings)
-    tick = PriceUpdate(
-        exchange="ITPROC", symbol="PROC", bid_micros=1_000_000, ask_micros=1_010_000,
+    tick = price_update(
+        exchange="ITPROC", symbol="PROC", bid_nanos=1_000_000, ask_nanos=1_010_000,
         event_time_ns=time.time_ns(), feed_handler_id="proc", feed_sequence=1,
     )  # fmt: skip
     producer.produce(
@@ -187,7 +186,7 @@ async def test_two_processes_serve_side_by_side_and_sigterm_drains_streams(
     quote = await clients[1].get_quote("PROC", "ITPROC")  # the other one still serves
     assert quote.latest.feed_sequence == 1
     services, symbol = await asyncio.to_thread(_generic_quote, second.port, certs)
-    assert "financial.marketdata.v1.MarketDataService" in services
+    assert "financial.marketdata.v2.MarketDataService" in services
     assert symbol == "PROC"
     calls[1].cancel()
     second.process.send_signal(signal.SIGTERM)

@@ -20,14 +20,14 @@ import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Producer
 
-from financial.marketdata.v1.prices_pb2 import PriceSubscription, PriceUpdate
+from financial.marketdata.v2.prices_pb2 import PriceSubscription, PriceUpdate
 from gateway.client import GatewayClient
 from gateway.service.market_data import WORKER_HEADER
 from marketcore.instruments import InstrumentKey
 from marketinfra.kafka import make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import flush_or_fail
-from tests.support import free_port
+from tests.support import free_port, price_update
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
 EXCHANGE = "WRK"
@@ -105,9 +105,9 @@ async def _produce(producer: Producer, topic: str, bootstrap: str, first: int, l
     def send() -> None:
         for seq in range(first, last + 1):
             for symbol in SYMBOLS:
-                tick = PriceUpdate(
-                    exchange=EXCHANGE, symbol=symbol, bid_micros=1_000_000 + seq,
-                    ask_micros=1_100_000 + seq, event_time_ns=time.time_ns(),
+                tick = price_update(
+                    exchange=EXCHANGE, symbol=symbol, bid_nanos=1_000_000 + seq,
+                    ask_nanos=1_100_000 + seq, event_time_ns=time.time_ns(),
                     feed_handler_id="workers-it", feed_sequence=seq,
                 )  # fmt: skip
                 key = InstrumentKey(EXCHANGE, symbol).kafka_key()

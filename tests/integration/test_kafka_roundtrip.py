@@ -1,20 +1,21 @@
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketcore.instruments import InstrumentKey
 from marketinfra.kafka import make_consumer, make_producer
 from marketinfra.settings import KafkaSettings
 from tests.integration.support import consume_or_fail, flush_or_fail, murmur2_partition
+from tests.support import price_update
 
 
 def _aapl_update() -> PriceUpdate:
-    return PriceUpdate(
+    return price_update(
         exchange="NASDAQ",
         symbol="AAPL",
-        bid_micros=189_490_000,
-        ask_micros=189_510_000,
-        last_micros=189_500_000,
-        volume_micros=1_234_000_000,
+        bid_nanos=189_490_000,
+        ask_nanos=189_510_000,
+        last_nanos=189_500_000,
+        volume_nanos=1_234_000_000,
         event_time_ns=1_710_000_000_123_456_789,
         received_time_ns=1_710_000_000_123_999_000,
         feed_handler_id="fh-test",
@@ -60,8 +61,8 @@ def test_one_instruments_ticks_stay_in_order(kafka_settings: KafkaSettings, make
     key = InstrumentKey("COINBASE", "BTC-USD").kafka_key()
     producer = make_producer(kafka_settings)
     for sequence in range(1, 201):
-        tick = PriceUpdate(
-            exchange="COINBASE", symbol="BTC-USD", last_micros=sequence, feed_sequence=sequence
+        tick = price_update(
+            exchange="COINBASE", symbol="BTC-USD", last_nanos=sequence, feed_sequence=sequence
         )
         producer.produce(topic, value=tick.SerializeToString(), key=key)
     flush_or_fail(producer, kafka_settings.bootstrap_servers)

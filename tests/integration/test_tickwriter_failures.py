@@ -23,10 +23,10 @@ import grpc
 import pytest
 from cassandra.cluster import Session
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import REGISTRY
 
-from financial.marketdata.v1 import services_pb2_grpc
+from financial.marketdata.v2 import services_pb2_grpc
 from marketinfra.kafka import make_consumer, make_producer
+from marketinfra.readiness import CASSANDRA
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from mdgw.localinfra import LocalInfraSettings, down, status, up
 from tests.integration.support import flush_or_fail
@@ -42,6 +42,7 @@ from tests.integration.tickwriter_support import (
     writer_settings,
 )
 from tests.support import free_port
+from tickwriter.metrics import REGISTRY
 from tickwriter.service import TickWriterServicer
 
 OUTAGE_S = 20
@@ -129,10 +130,12 @@ def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
             unavailable = _write_tick_status(TickWriterServicer(app.writer))
             during: list[dict[int, int]] = []
             paused: list[float | None] = []
+            unready: list[str | None] = []  # why readiness says the writer cannot write
             for _ in range(OUTAGE_S - 2):
                 time.sleep(1)
                 during.append(committed(lookup, topic, 2))
                 paused.append(REGISTRY.get_sample_value("tickwriter_consumption_paused"))
+                unready.append(app.readiness.unmet().get(CASSANDRA))
             lag_during = _lag(topic)
             up(infra_settings, only=["cassandra"])
             wait_until_queryable(cassandra_session)
@@ -140,11 +143,13 @@ def test_cassandra_outage_loses_nothing_and_commits_nothing_unwritten(
         # the producer has stopped; the writer that lived through the outage catches up
         wait_for(lambda: caught_up(lookup, topic, 2), 60, "the writer to catch up after it")
         assert REGISTRY.get_sample_value("tickwriter_consumption_paused") == 0
+        assert CASSANDRA not in app.readiness.unmet(), "readiness did not come back"
     lookup.close()
 
     assert unavailable is grpc.StatusCode.UNAVAILABLE
     assert all(sample == before for sample in during), "offsets moved while nothing was written"
     assert 1 in paused, "consumption was never paused"
+    assert any(unready), "readiness never said the writer could not write"
     assert lag_during >= lag_before + 20 * (OUTAGE_S - 4), "lag did not grow during the outage"
     assert row_sequences(cassandra_session, "OUTAGE") == list(range(1, feed.sent + 1)), (
         "every tick exactly once, in order"
@@ -253,17 +258,25 @@ def test_sigkill_mid_batch_then_restart_writes_every_tick_once(
         "TICKWRITER_FLUSH_MAX_RECORDS": "50",
     }
 
-    def start(grpc_port: int = 0) -> subprocess.Popen[bytes]:
+    def start(grpc_port: int = 0, **extra: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "tickwriter"],
-            env={**env, "TICKWRITER_GRPC_PORT": str(grpc_port)},
+            env={**env, "TICKWRITER_GRPC_PORT": str(grpc_port), **extra},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
-    first = start()
+    # The first writer writes one row per batch, one batch at a time: slow enough that it is
+    # still writing when it is killed (at full speed it could finish all of them between two
+    # looks at the table).
+    first = start(TICKWRITER_ROWS_PER_BATCH="1", TICKWRITER_MAX_IN_FLIGHT="1")
     try:
-        wait_for(lambda: len(row_sequences(cassandra_session, "KILLED")) >= 300, 60, "some rows")
+        wait_for(
+            lambda: len(row_sequences(cassandra_session, "KILLED")) >= 300,
+            60,
+            "some rows",
+            interval_s=0.05,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -296,7 +309,7 @@ def _check_served(port: int) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=15)
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "financial.marketdata.v1.TickWriterService"):
+        for service in ("", "financial.marketdata.v2.TickWriterService"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         ack = services_pb2_grpc.TickWriterServiceStub(channel).WriteTick(

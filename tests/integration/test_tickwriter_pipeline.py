@@ -9,23 +9,27 @@ import pytest
 from cassandra.cluster import Session
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from financial.marketdata.v1.common_pb2 import OrderStatus, Side
-from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate
+from financial.marketdata.v2.common_pb2 import OrderStatus, Side
+from financial.marketdata.v2.orders_pb2 import ExecutionReport, OrderStatusUpdate
 from marketinfra.kafka import make_admin, make_consumer, make_producer
 from marketinfra.settings import CassandraSettings, KafkaSettings
 from tests.integration.support import consume_or_fail, flush_or_fail
 from tests.integration.tickwriter_support import (
     BASE_EVENT_NS,
     caught_up,
+    check_exact_row,
     committed,
     end_offsets,
+    exact_tick,
     make_tick,
     produce_ticks,
     row_sequences,
     running,
+    stored_bar,
     wait_for,
     writer_settings,
 )
+from tests.support import proto
 from tickwriter.adapters.dead_letters import message_headers
 from tickwriter.adapters.replay import replay_dead_letters, reset_group_to_time
 from tickwriter.errors import TickWriterError
@@ -84,17 +88,23 @@ def test_n_ticks_give_exactly_n_rows_in_order_and_a_replay_adds_none(
         lookup.close()
 
 
-# make_tick(n) trades at 100.005000 + n micros: open at n=1, close and high at n=PER_SYMBOL
-EXPECTED_BAR = (100_005_001, 100_005_000 + PER_SYMBOL, 100_005_001, 100_005_000 + PER_SYMBOL)
+# make_tick(n) trades at 100.005000 + n micros: open and low at n=1, close and high at
+# n=PER_SYMBOL. daily_bars cells are (units, nanos), low's nanos bit-inverted (cql/005).
+EXPECTED_BAR = (
+    (100, 5_001_000),
+    (100, 5_000_000 + PER_SYMBOL * 1_000),
+    (100, ~5_001_000),
+    (100, 5_000_000 + PER_SYMBOL * 1_000),
+)
 
 
-def _daily_bar(session: Session, symbol: str) -> tuple[int, int, int, int]:
+def _daily_bar(session: Session, symbol: str) -> tuple[object, ...]:
     row = session.execute(
-        "SELECT open_micros, high_micros, low_micros, close_micros FROM daily_bars "
+        "SELECT open, high, low, close FROM daily_bars "
         "WHERE exchange = 'NASDAQ' AND symbol = %s AND trade_date = '2025-11-22'",
         (symbol,),
     ).one()
-    return (row.open_micros, row.high_micros, row.low_micros, row.close_micros)
+    return (row.open, row.high, row.low, row.close)
 
 
 def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(
@@ -105,8 +115,7 @@ def test_bad_records_go_to_the_dlq_with_their_bytes_and_the_rest_is_written(
 ) -> None:
     topic, dlq = make_topic(1), make_topic(1)
     garbage = b"\xff\x01not a protobuf"
-    crossed = make_tick("DLQ_SYM", 2)
-    crossed.bid_micros = crossed.ask_micros + 1
+    crossed = make_tick("DLQ_SYM", 2, bid_nanos=100_010_002_001)  # above its ask
     producer = make_producer(kafka_settings)
     producer.produce(
         topic, value=make_tick("DLQ_SYM", 1).SerializeToString(), key=b"NASDAQ|DLQ_SYM"
@@ -171,15 +180,16 @@ def test_trades_and_order_events_are_stored_once_even_when_sent_twice(
 ) -> None:
     trades_topic, orders_topic, dlq = make_topic(2), make_topic(2), make_topic(1)
     fills = [
-        ExecutionReport(
+        proto(
+            ExecutionReport,
             execution_id=f"exec-{n}",
             order_id="ord-1",
             account_id="ACC-TW",
             symbol="AAPL",
             exchange="NASDAQ",
             side=Side.SIDE_BUY,
-            fill_price_micros=189_500_000,
-            fill_quantity_micros=10_000_000,
+            fill_price_nanos=189_500_000_000,
+            fill_quantity_nanos=10_000_000_000,
             execution_time_ns=BASE_EVENT_NS + n,
             venue="SIM",
         )
@@ -273,3 +283,68 @@ def test_rebalances_between_two_writers_lose_nothing(
         lookup.close()
     for symbol in symbols:
         assert row_sequences(cassandra_session, symbol) == list(range(1, sent + 1))
+
+
+def test_sub_micro_prices_sizes_and_a_huge_volume_are_stored_exactly(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    topic, dlq = make_topic(1), make_topic(1)
+    sent = exact_tick("ADA/XBT")
+    producer = make_producer(kafka_settings)
+    produce_ticks(producer, topic, [sent])
+    flush_or_fail(producer, kafka_settings.bootstrap_servers)
+    settings = writer_settings(kafka_settings, cassandra_settings, topic, dlq)
+    lookup = make_consumer(kafka_settings, settings.group_id)
+    try:
+        with running(settings):
+            wait_for(lambda: caught_up(lookup, topic, 1), 30, "the tick to be written")
+    finally:
+        lookup.close()
+    check_exact_row(cassandra_session, "ADA/XBT", sent)
+    # its day bar: the last trade 0.000022881 and the volume, to the nano
+    bar = stored_bar(cassandra_session, "ADA/XBT", exchange="KRAKEN")
+    assert bar is not None
+    assert bar[:5] == (22_881, 22_881, 22_881, 22_881, 999_999_999_999_999_123_456_789)
+
+
+def _with_malformed(symbol: str, sequence: int, units: int, nanos: int) -> bytes:
+    """A tick whose bid is the Decimal (units, nanos) as given, canonical or not (written by
+    hand: the helpers only write canonical ones)."""
+    tick = make_tick(symbol, sequence, bid_nanos=0)
+    tick.bid.units, tick.bid.nanos = units, nanos
+    return tick.SerializeToString()
+
+
+def test_a_non_canonical_decimal_goes_to_the_dlq_as_malformed_decimal(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Session,
+    make_topic,
+) -> None:
+    topic, dlq = make_topic(1), make_topic(1)
+    too_many_nanos = _with_malformed("MAL_SYM", 2, 0, 1_000_000_000)
+    mixed_signs = _with_malformed("MAL_SYM", 3, 1, -5)
+    producer = make_producer(kafka_settings)
+    for value in (
+        make_tick("MAL_SYM", 1).SerializeToString(), too_many_nanos, mixed_signs,
+        make_tick("MAL_SYM", 4).SerializeToString(),
+    ):  # fmt: skip
+        producer.produce(topic, value=value, key=b"NASDAQ|MAL_SYM")
+    flush_or_fail(producer, kafka_settings.bootstrap_servers)
+
+    with running(writer_settings(kafka_settings, cassandra_settings, topic, dlq)):
+        wait_for(lambda: row_sequences(cassandra_session, "MAL_SYM") == [1, 4], 30, "the good rows")
+        reader = make_consumer(kafka_settings, f"{dlq}.reader")
+        reader.assign([TopicPartition(dlq, 0, OFFSET_BEGINNING)])
+        letters = consume_or_fail(reader, 2, kafka_settings.bootstrap_servers)
+        reader.close()
+    assert [letter.value() for letter in letters] == [too_many_nanos, mixed_signs]
+    for letter, offset in zip(letters, (b"1", b"2"), strict=True):
+        headers = dict(message_headers(letter))
+        assert headers["dlq.reason"] == b"malformed_decimal"
+        assert headers["dlq.offset"] == offset
+    assert b"units=0 nanos=1000000000" in dict(message_headers(letters[0]))["dlq.error"]
+    assert b"units=1 nanos=-5" in dict(message_headers(letters[1]))["dlq.error"]

@@ -9,10 +9,16 @@ import grpc
 import pytest
 from cassandra.cluster import Session
 
-from financial.marketdata.v1 import services_pb2_grpc
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, TickBatch
+from financial.marketdata.v2 import services_pb2_grpc
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, TickBatch
 from marketinfra.settings import CassandraSettings
-from tests.integration.tickwriter_support import make_tick, row_sequences
+from tests.integration.tickwriter_support import (
+    check_exact_row,
+    exact_tick,
+    make_tick,
+    row_sequences,
+)
+from tests.support import price_update
 from tickwriter.adapters.repository import CassandraRowWriter
 from tickwriter.service import TickWriterServicer
 
@@ -55,16 +61,36 @@ async def test_write_batch_stores_every_tick(stub, cassandra_session: Session) -
 
 
 def _crossed() -> PriceUpdate:
-    tick = make_tick("RPC_BAD", 1)
-    tick.bid_micros = tick.ask_micros + 1
+    return make_tick("RPC_BAD", 1, bid_nanos=100_010_001_001)  # above its ask
+
+
+async def test_write_tick_stores_sub_micro_values_exactly(stub, cassandra_session: Session) -> None:
+    sent = exact_tick("RPC_ADA/XBT")
+    ack = await stub.WriteTick(sent, timeout=10)
+    assert (ack.success, ack.rows_written) == (True, 1)
+    check_exact_row(cassandra_session, "RPC_ADA/XBT", sent)
+
+
+def _malformed(units: int, nanos: int) -> PriceUpdate:
+    """RPC_BAD's tick with the bid Decimal (units, nanos) as given (by hand: the helpers
+    only write canonical ones)."""
+    tick = make_tick("RPC_BAD", 1, bid_nanos=0)
+    tick.bid.units, tick.bid.nanos = units, nanos
     return tick
 
 
 @pytest.mark.parametrize(
     ("call", "message", "detail"),
     [
+        ("WriteTick", _malformed(0, 1_000_000_000), "malformed_decimal"),
+        ("WriteTick", _malformed(1, -5), "malformed_decimal"),
+        (
+            "WriteBatch",
+            TickBatch(ticks=[make_tick("RPC_BAD", 2), _malformed(1, -5)]),
+            "tick 1: malformed_decimal",
+        ),
         ("WriteTick", _crossed(), "crossed_quote"),
-        ("WriteTick", PriceUpdate(symbol="X", last_micros=1, event_time_ns=1), "missing_exchange"),
+        ("WriteTick", price_update(symbol="X", last_nanos=1, event_time_ns=1), "missing_exchange"),
         ("WriteTick", PriceUpdate(exchange="X", symbol="Y", event_time_ns=1), "no_price"),
         ("WriteBatch", TickBatch(), "no ticks"),
         ("WriteBatch", TickBatch(ticks=[make_tick("RPC_BAD", 1), _crossed()]), "tick 1: "),

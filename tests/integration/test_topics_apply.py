@@ -62,10 +62,10 @@ def test_mdgw_topics_apply_declares_the_product_topics(kafka_settings: KafkaSett
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
     for name in (
-        "ticks.raw",
-        "ticks.raw.dlq",
-        "trades.executed",
-        "orders.lifecycle",
-        "positions.updates",
+        "ticks.raw.v2",
+        "ticks.raw.v2.dlq",
+        "trades.executed.v2",
+        "orders.lifecycle.v2",
+        "positions.updates.v2",
     ):
         assert f"{name}: unchanged" in result.stdout

@@ -8,22 +8,25 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import OrderCancelRequest, TradingMessage
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import OrderCancelRequest, TradingMessage
 from gateway import app
 from gateway.client import GatewayClient
 from gateway.errors import OrderOutcomeUnknown
 from gateway.trading.convert import TradingTopics
+from marketinfra.decimal_codec import set_decimal
 from marketinfra.settings import KafkaSettings
-from tests.contract.trading_support import ALICE, BOB, micros, order, read_until
+from tests.contract.trading_support import ALICE, BOB, exact, order, read_until
 from tests.integration.trading_support import Event, TradingHarness, create_topics
+from tests.support import nanos
 
 pytestmark = pytest.mark.integration
 SYMBOL = "ITC-USD"
@@ -31,7 +34,7 @@ SYMBOL = "ITC-USD"
 
 def _reference(path: Path, exchange: str) -> Path:
     """The test exchange trades around the clock; CLOSED never does now; HALT is halted;
-    LISTED is listed but never quoted."""
+    LISTED is listed but never quoted; ADA-BTC and BIG have grids finer than a micro."""
     now = datetime.now(UTC)
     start = (now.hour + 2) % 24
     opens, closes = (start, start + 1) if start < 23 else (1, 2)  # now is after 21:00 then
@@ -49,6 +52,10 @@ def _reference(path: Path, exchange: str) -> Path:
                 "instruments": {
                     f"{exchange}|HALT": {"halted": True},
                     f"{exchange}|LISTED": {},
+                    # priced and sized finer than a micro, as Coinbase's ADA-BTC
+                    f"{exchange}|ADA-BTC": {"tick": "0.00000001", "lot": "0.00000001"},
+                    # a nano grid, for positions at the edge of the range
+                    f"{exchange}|BIG": {"tick": "0.000000001", "lot": "0.000000001"},
                 },
             }
         )
@@ -81,6 +88,40 @@ async def harness(
         [ticks, topics.orders, topics.trades, topics.positions], operation_timeout=5
     ).values():
         future.result(timeout=10)
+
+
+@pytest.fixture
+async def make_harness(
+    kafka_settings: KafkaSettings, kafka_admin: AdminClient, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[TradingHarness]]]:
+    """A started harness with these settings (its own topics and exchange), stopped and its
+    topics deleted after the test."""
+    made: list[tuple[TradingHarness, list[str]]] = []
+
+    async def make(**overrides: Any) -> TradingHarness:
+        run = uuid.uuid4().hex[:10]
+        topics = TradingTopics(f"test.{run}.orders", f"test.{run}.trades", f"test.{run}.positions")
+        names = [f"test.{run}.ticks", topics.orders, topics.trades, topics.positions]
+        create_topics(kafka_admin, names)
+        exchange = f"IT{run[:6].upper()}"
+        harness = TradingHarness(
+            kafka_settings,
+            names[0],
+            topics,
+            trading_id=f"test-trading-{run}",
+            exchange=exchange,
+            reference=_reference(tmp_path / f"reference-{run}.json", exchange),
+            overrides=overrides,
+        )
+        made.append((harness, names))
+        await harness.start()
+        return harness
+
+    yield make
+    for harness, names in made:
+        await harness.stop()
+        for future in kafka_admin.delete_topics(names, operation_timeout=5).values():
+            future.result(timeout=10)
 
 
 def _statuses(events: list[Event]) -> list[tuple[str, int, int]]:
@@ -118,11 +159,11 @@ async def test_market_limit_and_stop_orders_live_their_whole_lives(
     harness: TradingHarness,
 ) -> None:
     exchange = harness.exchange
-    await harness.tick(SYMBOL, 100, 101, bid_size=1, ask_size=1, last=100.5)
+    await harness.tick(SYMBOL, 100, 101, bid_size=1, ask_size=1, last="100.5")
     call = harness.client(ALICE).trading_session()
     # market buy of 1.5 against 1 at the ask: partial now, the rest on the next quote
     await call.write(
-        TradingMessage(new_order=order("m-1", "buy", 1.5, exchange=exchange, symbol=SYMBOL))
+        TradingMessage(new_order=order("m-1", "buy", "1.5", exchange=exchange, symbol=SYMBOL))
     )
     await read_until(call, _is_status(common.ORDER_STATUS_PARTIALLY_FILLED, "m-1"))
     # limit sell above the market rests; a stop sell below the last waits for its trigger
@@ -136,11 +177,11 @@ async def test_market_limit_and_stop_orders_live_their_whole_lives(
         TradingMessage(new_order=order("s-1", "sell", 2, stop=99, exchange=exchange, symbol=SYMBOL))
     )
     await read_until(call, _is_status(common.ORDER_STATUS_NEW, "s-1"))
-    await harness.tick(SYMBOL, 100, 101.5, bid_size=5, ask_size=5)
+    await harness.tick(SYMBOL, 100, "101.5", bid_size=5, ask_size=5)
     await read_until(call, _is_status(common.ORDER_STATUS_FILLED, "m-1"))
     await harness.tick(SYMBOL, 105, 106, bid_size=1, ask_size=1)  # the market comes to l-1
     await read_until(call, _is_status(common.ORDER_STATUS_FILLED, "l-1"))
-    await harness.tick(SYMBOL, 98, 98.5, bid_size=5, ask_size=5, last=98.9)  # trades through 99
+    await harness.tick(SYMBOL, 98, "98.5", bid_size=5, ask_size=5, last="98.9")  # trades through 99
     seen = await read_until(call, _is_status(common.ORDER_STATUS_FILLED, "s-1"))
     assert any(m.HasField("status") and m.status.stop_triggered for m in seen)
     await call.done_writing()
@@ -163,28 +204,28 @@ async def test_market_limit_and_stop_orders_live_their_whole_lives(
         ],
     }
     fills = [
-        (e.message.execution_id, e.message.fill_price_micros, e.message.fill_quantity_micros)
+        (e.message.execution_id, nanos(e.message.fill_price), nanos(e.message.fill_quantity))
         for e in harness.events("trades")
     ]
     assert fills == [
-        ("m-1-1", micros(101), micros(1)),
-        ("m-1-2", micros(101.5), micros(0.5)),
-        ("l-1-1", micros(105), micros(1)),
-        ("s-1-1", micros(98), micros(2)),
+        ("m-1-1", exact(101), exact(1)),
+        ("m-1-2", exact("101.5"), exact("0.5")),
+        ("l-1-1", exact(105), exact(1)),
+        ("s-1-1", exact(98), exact(2)),
     ]
     positions = harness.events("positions")
-    assert [e.message.net_quantity_micros for e in positions] == [
-        micros(1),
-        micros(1.5),
-        micros(0.5),
-        micros(-1.5),
+    assert [nanos(e.message.net_quantity) for e in positions] == [
+        exact(1),
+        exact("1.5"),
+        exact("0.5"),
+        exact("-1.5"),
     ]
     _assert_recorded_once(harness)
 
 
 async def test_every_reject_reason_is_a_reply_and_a_record(harness: TradingHarness) -> None:
     exchange = harness.exchange
-    await harness.tick(SYMBOL, 100, 101, last=100.5)
+    await harness.tick(SYMBOL, 100, 101, last="100.5")
     await harness.tick("HALT", 10, 11)
     client = harness.client(ALICE)
     cases = {
@@ -197,11 +238,11 @@ async def test_every_reject_reason_is_a_reply_and_a_record(harness: TradingHarne
             common.REJECT_REASON_UNKNOWN_SYMBOL,
         ),
         "r-lot": (
-            order("r-lot", "buy", 0.0005, limit=100, exchange=exchange, symbol=SYMBOL),
+            order("r-lot", "buy", "0.0005", limit=100, exchange=exchange, symbol=SYMBOL),
             common.REJECT_REASON_INVALID_QUANTITY,
         ),
         "r-tick": (
-            order("r-tick", "buy", 1, limit=100.005, exchange=exchange, symbol=SYMBOL),
+            order("r-tick", "buy", 1, limit="100.005", exchange=exchange, symbol=SYMBOL),
             common.REJECT_REASON_INVALID_PRICE,
         ),
         "r-band": (
@@ -213,7 +254,7 @@ async def test_every_reject_reason_is_a_reply_and_a_record(harness: TradingHarne
             common.REJECT_REASON_NOTIONAL_LIMIT,
         ),
         "r-halted": (
-            order("r-halted", "buy", 1, limit=10.5, exchange=exchange, symbol="HALT"),
+            order("r-halted", "buy", 1, limit="10.5", exchange=exchange, symbol="HALT"),
             common.REJECT_REASON_INSTRUMENT_HALTED,
         ),
         "r-nodata": (
@@ -222,7 +263,7 @@ async def test_every_reject_reason_is_a_reply_and_a_record(harness: TradingHarne
         ),
     }
     # MALFORMED: a market order with a limit price
-    cases["r-malformed"][0].limit_price_micros = micros(100)
+    set_decimal(cases["r-malformed"][0].limit_price, exact(100))
     summary = await client.submit_orders([request for request, _ in cases.values()])
     got = {result.order_id: result.reject_reason for result in summary.results}
     expected = {order_id: reason for order_id, (_, reason) in cases.items()}
@@ -277,9 +318,9 @@ async def test_market_closed_is_rejected(
     )
     await harness.start()
     try:
-        await harness.tick("ANY", 10, 10.5)
+        await harness.tick("ANY", 10, "10.5")
         summary = await harness.client(ALICE).submit_orders(
-            [order("c-1", "buy", 1, limit=10.25, exchange="CLOSED", symbol="ANY")]
+            [order("c-1", "buy", 1, limit="10.25", exchange="CLOSED", symbol="ANY")]
         )
         assert summary.results[0].reject_reason == common.REJECT_REASON_MARKET_CLOSED
     finally:
@@ -444,7 +485,7 @@ async def test_a_restart_keeps_working_orders_and_duplicates_no_event(
     assert harness.gateway.trading is not None
     manager = harness.gateway.trading.desk.manager
     assert {o.order_id for o in manager.working_orders()} == {"w-1", "w-2", "w-3"}
-    assert manager.position("alice", SYMBOL).net_micros == micros(1)
+    assert manager.position("alice", SYMBOL).net_nanos == exact(1)
     # the same request again is still a duplicate after the restart
     again = await harness.client(ALICE).submit_orders(
         [order("w-2", "sell", 1, limit=103, exchange=exchange, symbol=SYMBOL)]
@@ -452,7 +493,7 @@ async def test_a_restart_keeps_working_orders_and_duplicates_no_event(
     assert again.results[0].duplicate
     # the market moves up (w-2 sells, w-3 triggers and buys), then down (w-1 buys the rest);
     # each order's numbering continues where it was
-    await harness.tick(SYMBOL, 103, 103.5, bid_size=5, ask_size=5, last=102.5)
+    await harness.tick(SYMBOL, 103, "103.5", bid_size=5, ask_size=5, last="102.5")
     await harness.tick(SYMBOL, 100, 101, bid_size=5, ask_size=5)
     await harness.until(lambda: not manager.working_orders(), "orders still working after the move")
     after = harness.events("orders")
@@ -465,7 +506,7 @@ async def test_a_restart_keeps_working_orders_and_duplicates_no_event(
         "w-2": [1, 2],
         "w-3": [1, 2, 3],  # trigger, then the fill
     }
-    assert manager.position("alice", SYMBOL).net_micros == micros(1 + 1 - 1 + 1)
+    assert manager.position("alice", SYMBOL).net_nanos == exact(2)
     _assert_recorded_once(harness)
 
 
@@ -489,3 +530,120 @@ async def test_a_new_owner_fences_the_old_one(harness: TradingHarness) -> None:
     assert caught.value.order_ids == ["fenced-1"]
     assert "fenced-1" not in {e.message.order_id for e in harness.events("orders")}
     await app.stop(old)
+
+
+async def test_sub_micro_orders_and_positions_are_exact_on_kafka_and_after_a_restart(
+    harness: TradingHarness,
+) -> None:
+    """ADA-BTC at 0.00002288 / 0.0000229, sizes to eight decimals: the fill, the position
+    with its sub-nano cost remainder, and a working order all come back exactly."""
+    exchange = harness.exchange
+    await harness.tick("ADA-BTC", "0.00002288", "0.0000229", ask_size="0.5")
+    summary = await harness.client(ALICE).submit_orders(
+        [
+            order("ada-1", "buy", "0.12345678", limit="0.0000229", exchange=exchange,
+                  symbol="ADA-BTC"),
+            order("ada-2", "buy", "0.3", limit="0.00002289", exchange=exchange,
+                  symbol="ADA-BTC"),  # rests one tick below the ask
+            order("ada-3", "buy", "0.000000015", limit="0.00002289", exchange=exchange,
+                  symbol="ADA-BTC"),
+        ]
+    )  # fmt: skip
+    assert [(r.status, r.reject_text) for r in summary.results] == [
+        (common.ORDER_STATUS_FILLED, ""),
+        (common.ORDER_STATUS_NEW, ""),
+        (
+            common.ORDER_STATUS_REJECTED,
+            "quantity 0.000000015 is not a multiple of the lot 0.00000001",
+        ),
+    ]
+    [trade] = [e.message for e in harness.events("trades")]
+    assert (nanos(trade.fill_price), nanos(trade.fill_quantity)) == (22_900, 123_456_780)
+    [position] = [e.message for e in harness.events("positions")]
+    # 0.12345678 x 0.0000229 = 0.000002827160262: 0.000002827 and 0.000000000160262 (1e-18)
+    assert (nanos(position.cost), position.cost_sub_nanos) == (2_827, 160_262_000)
+
+    await harness.stop()
+    await harness.start()
+    assert harness.gateway is not None
+    assert harness.gateway.trading is not None
+    manager = harness.gateway.trading.desk.manager
+    recovered = manager.position("alice", "ADA-BTC")
+    assert recovered is not None
+    assert (recovered.net_nanos, recovered.cost_exact) == (123_456_780, 2_827_160_262_000)
+    assert [o.order_id for o in manager.working_orders()] == ["ada-2"]
+    await harness.tick("ADA-BTC", "0.00002288", "0.00002289")  # the market comes to ada-2
+    await harness.until(lambda: not manager.working_orders(), "ada-2 did not fill")
+    position = harness.events("positions")[-1].message
+    # + 0.3 x 0.00002289 = 0.000006867: 0.000009694160262 in all
+    assert (nanos(position.net_quantity), nanos(position.cost), position.cost_sub_nanos) == (
+        423_456_780,
+        9_694,
+        160_262_000,
+    )
+    _assert_recorded_once(harness)
+
+
+async def test_the_range_guard_keeps_the_log_recordable_and_recoverable(
+    make_harness: Callable[..., Awaitable[TradingHarness]],
+) -> None:
+    """No notional limit in the way (10^30): an order that could take the position beyond
+    9223372036854775807.999999999 is rejected; a fill whose cost would not fit is not
+    executed, its order is cancelled with the reason, and a restart agrees."""
+    harness = await make_harness(max_order_notional=10**30, max_open_notional=10**30)
+    exchange = harness.exchange
+    await harness.tick("BIG", 1, 2)
+    client = harness.client(ALICE)
+    summary = await client.submit_orders(
+        [
+            order("big-1", "buy", 5 * 10**18, exchange=exchange, symbol="BIG"),  # costs 1e19
+            order("big-2", "buy", 10**18, exchange=exchange, symbol="BIG"),  # costs 2e18
+            order("big-3", "buy", 6 * 10**18, limit="1.5", exchange=exchange, symbol="BIG"),
+            order("big-4", "buy", 3 * 10**18, limit="1.5", exchange=exchange, symbol="BIG"),
+        ]
+    )
+    assert [(r.status, r.reject_reason, r.reject_text) for r in summary.results] == [
+        (common.ORDER_STATUS_CANCELLED, 0, ""),
+        (common.ORDER_STATUS_FILLED, 0, ""),
+        (common.ORDER_STATUS_NEW, 0, ""),  # 1e18 held + 6e18 working: fits
+        (
+            common.ORDER_STATUS_REJECTED,
+            common.REJECT_REASON_INVALID_QUANTITY,
+            "filled with the working orders, the position in BIG could exceed the largest "
+            "quantity carried (9223372036854775807.999999999)",
+        ),
+    ]
+    statuses = [e.message for e in harness.events("orders") if e.message.order_id == "big-1"]
+    assert [(s.status, s.event_sequence, s.text) for s in statuses] == [
+        (common.ORDER_STATUS_NEW, 1, ""),
+        (
+            common.ORDER_STATUS_CANCELLED,
+            2,
+            "fill of 5000000000000000000 at 2.00 not executed: the position would exceed "
+            "the largest value carried",
+        ),
+    ]
+    assert [e.message.order_id for e in harness.events("trades")] == ["big-2"]
+    [position] = [e.message for e in harness.events("positions")]
+    assert (nanos(position.net_quantity), nanos(position.cost)) == (
+        exact(10**18),
+        exact(2 * 10**18),
+    )
+
+    await harness.stop()
+    await harness.start()
+    assert harness.gateway is not None
+    assert harness.gateway.trading is not None
+    manager = harness.gateway.trading.desk.manager
+    assert [o.order_id for o in manager.working_orders()] == ["big-3"]
+    recovered = manager.position("alice", "BIG")
+    assert recovered is not None
+    assert (recovered.net_nanos, recovered.cost_nanos) == (exact(10**18), exact(2 * 10**18))
+    again = await harness.client(ALICE).submit_orders(
+        [order("big-1", "buy", 5 * 10**18, exchange=exchange, symbol="BIG")]
+    )
+    assert (again.results[0].duplicate, again.results[0].status) == (
+        True,
+        common.ORDER_STATUS_CANCELLED,
+    )
+    _assert_recorded_once(harness)

@@ -19,7 +19,7 @@ import grpc
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from financial.marketdata.v1 import common_pb2 as common
+from financial.marketdata.v2 import common_pb2 as common
 from gateway.client import GatewayClient
 from gateway.service.market_data import WORKER_HEADER
 from gateway.trading.convert import TradingTopics

@@ -15,8 +15,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from financial.marketdata.v1.orders_pb2 import ExecutionReport, OrderStatusUpdate, PositionUpdate
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.orders_pb2 import ExecutionReport, OrderStatusUpdate, PositionUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from gateway import app
 from gateway.client import GatewayClient
 from gateway.config import GatewaySettings
@@ -26,8 +26,9 @@ from marketcore.instruments import InstrumentKey
 from marketcore.trading.model import Touch
 from marketinfra.kafka import make_consumer, make_producer
 from marketinfra.settings import KafkaSettings
-from tests.contract.trading_support import TOKENS, micros
+from tests.contract.trading_support import TOKENS, Amount, exact
 from tests.integration.support import create_topics_and_wait, flush_or_fail
+from tests.support import nanos, price_update
 
 
 @dataclass(frozen=True)
@@ -127,12 +128,12 @@ class TradingHarness:
     async def tick(
         self,
         symbol: str,
-        bid: float,
-        ask: float,
+        bid: Amount,
+        ask: Amount,
         *,
-        bid_size: float = 0,
-        ask_size: float = 0,
-        last: float = 0,
+        bid_size: Amount = 0,
+        ask_size: Amount = 0,
+        last: Amount = 0,
     ) -> None:
         """Produce a tick and wait until the gateway's order book has seen it."""
         update = await self.produce_tick(
@@ -146,24 +147,24 @@ class TradingHarness:
     async def produce_tick(
         self,
         symbol: str,
-        bid: float,
-        ask: float,
+        bid: Amount,
+        ask: Amount,
         *,
-        bid_size: float = 0,
-        ask_size: float = 0,
-        last: float = 0,
+        bid_size: Amount = 0,
+        ask_size: Amount = 0,
+        last: Amount = 0,
     ) -> PriceUpdate:
         """Produce a tick to the ticks topic (acknowledged by Kafka) and return it."""
         self._sequence += 1
         now = time.time_ns()
-        update = PriceUpdate(
+        update = price_update(
             exchange=self.exchange,
             symbol=symbol,
-            bid_micros=micros(bid),
-            ask_micros=micros(ask),
-            bid_size_micros=micros(bid_size),
-            ask_size_micros=micros(ask_size),
-            last_micros=micros(last),
+            bid_nanos=exact(bid),
+            ask_nanos=exact(ask),
+            bid_size_nanos=exact(bid_size),
+            ask_size_nanos=exact(ask_size),
+            last_nanos=exact(last),
             event_time_ns=now,
             received_time_ns=now,
             feed_handler_id="it-trading",
@@ -188,9 +189,9 @@ class TradingHarness:
         assert self.gateway is not None
         assert self.gateway.trading is not None
         touch = self.gateway.trading.desk.manager.touch(key)
-        return touch is not None and (touch.bid_micros, touch.ask_micros) == (
-            update.bid_micros,
-            update.ask_micros,
+        return touch is not None and (touch.bid_nanos, touch.ask_nanos) == (
+            nanos(update.bid),
+            nanos(update.ask),
         )
 
     async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:

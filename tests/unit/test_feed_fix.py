@@ -159,12 +159,12 @@ def test_snapshot_sets_the_book_and_the_last_trade() -> None:
         Tick(
             exchange="SIMX",
             symbol="AAPL",
-            bid_micros=189_490_000,
-            ask_micros=189_510_000,
-            last_micros=189_500_000,
-            bid_size_micros=300_000_000,
-            ask_size_micros=200_000_000,
-            last_size_micros=10_000_000,
+            bid_nanos=189_490_000_000,
+            ask_nanos=189_510_000_000,
+            last_nanos=189_500_000_000,
+            bid_size_nanos=300_000_000_000,
+            ask_size_nanos=200_000_000_000,
+            last_size_nanos=10_000_000_000,
             event_time_ns=1_618_677_809_500_000_000,  # the trade entry's 272/273
             received_time_ns=T0 + 77,
             venue_symbol="AAPL",
@@ -185,16 +185,16 @@ def test_incremental_refresh_moves_the_top_and_emits_once_per_symbol() -> None:
     ]  # fmt: skip
     result = parser.parse(_msg("X", body, 3, T0 + 1_000_000), T0 + 2_000_000)
     aapl, msft = result.ticks
-    assert (aapl.symbol, aapl.bid_micros, aapl.bid_size_micros) == (
+    assert (aapl.symbol, aapl.bid_nanos, aapl.bid_size_nanos) == (
         "AAPL",
-        189_500_000,
-        100_000_000,
+        189_500_000_000,
+        100_000_000_000,
     )
     assert aapl.event_time_ns == T0 + 1_000_000  # no entry time: SendingTime
-    assert (msft.symbol, msft.ask_micros, msft.ask_size_micros) == (
+    assert (msft.symbol, msft.ask_nanos, msft.ask_size_nanos) == (
         "MSFT",
-        189_510_000,
-        999_000_000,
+        189_510_000_000,
+        999_000_000_000,
     )
     assert result.rejections == []
 

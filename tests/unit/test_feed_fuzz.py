@@ -52,7 +52,7 @@ def _check(result: FrameResult) -> None:
     assert isinstance(result, FrameResult)
     for tick in result.ticks:
         assert check_tick(tick) is None
-        assert tick.bid_micros == 0 or tick.ask_micros == 0 or tick.bid_micros < tick.ask_micros
+        assert tick.bid_nanos == 0 or tick.ask_nanos == 0 or tick.bid_nanos < tick.ask_nanos
     if result.kind is FrameKind.MALFORMED:
         assert [r.reason for r in result.rejections] == [RejectReason.MALFORMED]
 

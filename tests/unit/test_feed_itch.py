@@ -92,13 +92,13 @@ def test_directory_names_three_stocks_and_the_first_tick_is_exact(messages: list
     assert first == Tick(
         exchange="NASDAQ",
         symbol=stock.decode().strip(),
-        bid_micros=price * 100,  # Price(4) -> micros
-        bid_size_micros=shares * 1_000_000,
+        bid_nanos=price * 100_000,  # Price(4): 4 implied decimals -> 9
+        bid_size_nanos=shares * 1_000_000_000,
         event_time_ns=MIDNIGHT + int.from_bytes(stamp, "big"),
         received_time_ns=MIDNIGHT + int.from_bytes(stamp, "big") + LATENCY_NS,
         venue_symbol=stock.decode().strip(),
     )
-    assert first.bid_micros == 5_316_700
+    assert first.bid_nanos == 5_316_700_000  # $5.3167
 
 
 def test_volume_is_the_sum_of_printed_executions(messages: list[bytes]) -> None:
@@ -114,8 +114,8 @@ def test_volume_is_the_sum_of_printed_executions(messages: list[bytes]) -> None:
     for locate in (1, 2, 3):
         state = parser.state(locate)
         assert state is not None
-        assert state.volume_micros == executed[locate] * 1_000_000
-        sent = [t.volume_micros for t in ticks if t.symbol == state.symbol]
+        assert state.volume_nanos == executed[locate] * 1_000_000_000
+        sent = [t.volume_nanos for t in ticks if t.symbol == state.symbol]
         assert sent == sorted(sent)  # cumulative: never goes down
 
 

@@ -11,7 +11,6 @@ from feedhandlers.adapters.kafka_sink import (
     BUFFER_FULL,
     CONFLATED,
     KafkaTickSink,
-    produce_latency_from_stats,
 )
 from feedhandlers.capture import LineKind, parse_capture_line, venue_of_url
 from feedhandlers.config import FeedHandlerSettings
@@ -20,10 +19,10 @@ from feedhandlers.pipeline import PARSER_BUG, FeedPipeline
 from feedhandlers.replay import ReplayPace, replay_capture
 from feedhandlers.simulator.walk import QuoteWalk
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
-from marketinfra.kafka import ConfigValue
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
+from marketinfra.kafka import ConfigValue, brokers_up
 from marketinfra.settings import KafkaSettings
-from tests.support import ListSink
+from tests.support import ListSink, nanos
 
 READ_NS = 1_618_677_810_300_000_000  # just after the tickers' time, 2021-04-17T16:43:30.244Z
 
@@ -41,10 +40,10 @@ def test_pipeline_numbers_ticks_per_instrument_and_keys_them() -> None:
     for product, price in [("BTC-USD", "1"), ("ETH-USD", "2"), ("BTC-USD", "3")]:
         pipeline.on_frame(_ticker(product, price), READ_NS)
     decoded = [(key, PriceUpdate.FromString(value)) for key, value in sink.records]
-    assert [(k, u.feed_sequence, u.last_micros) for k, u in decoded] == [
-        (b"COINBASE|BTC-USD", 1, 1_000_000),
-        (b"COINBASE|ETH-USD", 1, 2_000_000),
-        (b"COINBASE|BTC-USD", 2, 3_000_000),
+    assert [(k, u.feed_sequence, nanos(u.last)) for k, u in decoded] == [
+        (b"COINBASE|BTC-USD", 1, 1_000_000_000),
+        (b"COINBASE|ETH-USD", 1, 2_000_000_000),
+        (b"COINBASE|BTC-USD", 2, 3_000_000_000),
     ]
     assert {u.feed_handler_id for _, u in decoded} == {"fh-1"}
     assert {u.received_time_ns for _, u in decoded} == {READ_NS}
@@ -127,12 +126,6 @@ def _sink(
     return sink, fake
 
 
-def test_successes_cost_no_python_callback() -> None:
-    _, fake = _sink(1)
-    assert fake.config["delivery.report.only.error"] is True
-    assert callable(fake.config["on_delivery"])
-
-
 def test_full_queue_conflates_per_instrument_and_keeps_order() -> None:
     sink, fake = _sink(capacity=2, overflow=2)
     sink.send(b"A", b"a1")
@@ -182,25 +175,40 @@ def test_delivery_errors_are_counted_by_code() -> None:
         def key(self) -> bytes:
             return b"COINBASE|BTC-USD"
 
-    sink._on_delivery_error(Error(), Message())  # type: ignore[arg-type]  # duck-typed fakes
+    sink._on_delivery(Error(), Message())  # type: ignore[arg-type]  # duck-typed fakes
     assert sink.delivery_errors == {"_MSG_TIMED_OUT": 1}
 
 
-def test_produce_latency_sums_the_stages_of_real_brokers() -> None:
-    window = {"cnt": 3, "p50": 1000, "p99": 4000}
+def test_each_acknowledged_record_gives_its_latency_to_the_histogram() -> None:
+    observed: list[float] = []
+
+    def factory(settings: KafkaSettings, config: Mapping[str, ConfigValue]) -> FakeProducer:
+        assert config["delivery.report.only.error"] is False  # successes come back too
+        return FakeProducer(1)
+
+    sink = KafkaTickSink(
+        KafkaSettings(), "ticks", producer_factory=factory, observe_latency=observed.append
+    )
+
+    class Delivered:
+        def latency(self) -> float:
+            return 0.004
+
+    sink._on_delivery(None, Delivered())  # type: ignore[arg-type]  # duck-typed fake
+    assert observed == [0.004]
+    assert sink.delivery_errors == {}
+
+
+def test_brokers_up_counts_connected_brokers_not_bootstrap_placeholders() -> None:
     stats = {
         "brokers": {
-            "bootstrap": {
-                "nodeid": -1,
-                "int_latency": window,
-                "outbuf_latency": window,
-                "rtt": window,
-            },
-            "b1": {"nodeid": 1, "int_latency": window, "outbuf_latency": window, "rtt": window},
+            "bootstrap": {"nodeid": -1, "state": "UP"},
+            "b1": {"nodeid": 1, "state": "UP"},
+            "b2": {"nodeid": 2, "state": "TRY_CONNECT"},
         }
     }
-    assert produce_latency_from_stats(stats) == {"0.5": 0.003, "0.99": 0.012}
-    assert produce_latency_from_stats({}) == {}
+    assert brokers_up(stats) == 1
+    assert brokers_up({}) == 0
 
 
 # --- captures and replay -----------------------------------------------------------------

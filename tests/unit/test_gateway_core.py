@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from financial.marketdata.v1.prices_pb2 import PriceUpdate, PriceUpdateBatch
+from financial.marketdata.v2.prices_pb2 import PriceUpdate, PriceUpdateBatch
 from gateway.core.fanout import FanOut
 from gateway.core.quotes import DayBar, QuoteBook, TradingDays, extend_bar, merge_bars
 from gateway.core.subscriptions import (
@@ -21,12 +21,13 @@ from gateway.core.subscriptions import (
     parse_quote_query,
     parse_subscription,
 )
-from gateway.core.updates import FeedUpdate, day_price_micros
+from gateway.core.updates import FeedUpdate, day_price_nanos
 from gateway.errors import ConfigError
 from gateway.security import DEV_ACCOUNT, Account, AuthFailure, Permission, parse_tokens
 from gateway.service import convert
 from marketcore.instruments import InstrumentKey
 from marketcore.ticks import Tick
+from tests.support import price_update
 
 SECOND = 1_000_000_000
 # 2026-11-20 15:00 UTC = 10:00 in New York (EST)
@@ -39,7 +40,7 @@ def update(
     key: InstrumentKey = AAPL, at_ns: int = FRIDAY_NS, last: int = 100, seq: int = 1
 ) -> FeedUpdate:
     tick = Tick(
-        exchange=key.exchange, symbol=key.symbol, last_micros=last, event_time_ns=at_ns,
+        exchange=key.exchange, symbol=key.symbol, last_nanos=last, event_time_ns=at_ns,
         feed_handler_id="fh", feed_sequence=seq,
     )  # fmt: skip
     return FeedUpdate(key, tick, f"{key}:{seq}".encode())
@@ -152,27 +153,27 @@ def test_day_bar_open_high_low_close_and_late_ticks_count_for_extremes() -> None
     assert memory is not None
     bar = memory.quote.bar
     assert bar is not None
-    assert (bar.open_micros, bar.high_micros, bar.low_micros, bar.close_micros) == (
+    assert (bar.open_nanos, bar.high_nanos, bar.low_nanos, bar.close_nanos) == (
         100,
         120,
         80,
         110,
     )
     assert memory.quote.trade_date == "2026-11-20"
-    assert memory.quote.latest.tick.last_micros == 110
+    assert memory.quote.latest.tick.last_nanos == 110
     assert memory.needs_store  # no previous close known yet
 
 
 def test_rollover_makes_the_previous_complete_close_the_prev_close() -> None:
     book = QuoteBook(started_ns=FRIDAY_NS - DAY)
     book.apply(update(at_ns=FRIDAY_NS, last=100, seq=1))
-    book.merge_stored(AAPL, "2026-11-20", None, previous_close_micros=95)
+    book.merge_stored(AAPL, "2026-11-20", None, previous_close_nanos=95)
     monday = FRIDAY_NS + 3 * DAY
     book.apply(update(at_ns=monday, last=130, seq=2))
     memory = book.quote(QuoteQuery("AAPL", "NASDAQ"))
     assert memory is not None
     assert memory.quote.trade_date == "2026-11-23"
-    assert memory.quote.prev_close_micros == 100
+    assert memory.quote.prev_close_nanos == 100
     assert not memory.needs_store  # the gateway ran through Monday's open
 
 
@@ -183,19 +184,19 @@ def test_the_start_day_is_merged_with_the_store_once() -> None:
     assert memory is not None
     assert memory.needs_store
     stored = DayBar("2026-11-20", 90, 130, 85, 99, FRIDAY_NS - 3600 * SECOND, FRIDAY_NS)
-    book.merge_stored(AAPL, "2026-11-20", stored, previous_close_micros=88)
+    book.merge_stored(AAPL, "2026-11-20", stored, previous_close_nanos=88)
     memory = book.quote(QuoteQuery("AAPL", None))
     assert memory is not None
     assert not memory.needs_store
     bar = memory.quote.bar
     assert bar is not None
-    assert (bar.open_micros, bar.high_micros, bar.low_micros, bar.close_micros) == (
+    assert (bar.open_nanos, bar.high_nanos, bar.low_nanos, bar.close_nanos) == (
         90,
         130,
         85,
         100,
     )
-    assert memory.quote.prev_close_micros == 88
+    assert memory.quote.prev_close_nanos == 88
 
 
 def test_a_merge_for_a_day_memory_left_is_ignored() -> None:
@@ -204,7 +205,7 @@ def test_a_merge_for_a_day_memory_left_is_ignored() -> None:
     book.merge_stored(AAPL, "2026-11-20", DayBar("2026-11-20", 1, 1, 1, 1, 0, 0), 5)
     memory = book.quote(QuoteQuery("AAPL", None))
     assert memory is not None
-    assert memory.quote.prev_close_micros == 0
+    assert memory.quote.prev_close_nanos == 0
 
 
 def test_quote_without_exchange_picks_the_most_recent_instrument() -> None:
@@ -271,9 +272,9 @@ def test_extending_a_bar_with_a_later_tick_is_merging_it(prices, first, span, pr
 
 
 def test_day_price_is_last_else_mid() -> None:
-    assert day_price_micros(Tick("X", "Y", last_micros=5, bid_micros=1, ask_micros=3)) == 5
-    assert day_price_micros(Tick("X", "Y", bid_micros=1, ask_micros=4)) == 2
-    assert day_price_micros(Tick("X", "Y", bid_micros=1)) == 0
+    assert day_price_nanos(Tick("X", "Y", last_nanos=5, bid_nanos=1, ask_nanos=3)) == 5
+    assert day_price_nanos(Tick("X", "Y", bid_nanos=1, ask_nanos=4)) == 2
+    assert day_price_nanos(Tick("X", "Y", bid_nanos=1)) == 0
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -346,9 +347,9 @@ _INT64 = st.integers(0, 2**63 - 1)
 def test_stamping_appends_the_stream_fields_to_the_encoded_update(
     bid: int, sequence: int, send_ns: int, symbol: str
 ) -> None:
-    original = PriceUpdate(exchange="X", symbol=symbol, bid_micros=bid, stream_sequence=7)
+    original = price_update(exchange="X", symbol=symbol, bid_nanos=bid, stream_sequence=7)
     decoded = PriceUpdate.FromString(convert.stamp(original.SerializeToString(), sequence, send_ns))
-    expected = PriceUpdate()
+    expected = price_update()
     expected.CopyFrom(original)
     expected.stream_sequence = sequence
     expected.gateway_send_time_ns = send_ns
@@ -357,7 +358,7 @@ def test_stamping_appends_the_stream_fields_to_the_encoded_update(
 
 @given(st.one_of(st.integers(0, 2**15), st.integers(0, 2**64 - 1)))
 def test_varint_is_protobufs_encoding(value: int) -> None:
-    encoded = PriceUpdate(stream_sequence=value).SerializeToString()
+    encoded = price_update(stream_sequence=value).SerializeToString()
     assert convert.varint(value) == (encoded[1:] if value else b"\x00")  # [0]: the field tag
 
 
@@ -369,7 +370,7 @@ def test_varint_is_protobufs_encoding(value: int) -> None:
 def test_stamped_batch_is_the_price_update_batch_protobuf_would_build(
     updates: list[tuple[str, int]], first: int, send_ns: int
 ) -> None:
-    originals = [PriceUpdate(symbol=symbol, bid_micros=bid) for symbol, bid in updates]
+    originals = [price_update(symbol=symbol, bid_nanos=bid) for symbol, bid in updates]
     encoded = convert.stamped_batch([u.SerializeToString() for u in originals], first, send_ns)
     expected = PriceUpdateBatch()
     for offset, original in enumerate(originals):
@@ -381,21 +382,21 @@ def test_stamped_batch_is_the_price_update_batch_protobuf_would_build(
 
 
 def test_decode_update_refuses_what_the_tick_writer_refuses() -> None:
-    good = PriceUpdate(exchange="NASDAQ", symbol="AAPL", bid_micros=1, event_time_ns=1)
+    good = price_update(exchange="NASDAQ", symbol="AAPL", bid_nanos=1, event_time_ns=1)
     assert isinstance(convert.decode_update(good.SerializeToString()), FeedUpdate)
     assert convert.decode_update(b"") == "empty"
     assert convert.decode_update(b"\xff\xff") == "undecodable"
-    crossed = PriceUpdate(exchange="N", symbol="A", bid_micros=5, ask_micros=4, event_time_ns=1)
+    crossed = price_update(exchange="N", symbol="A", bid_nanos=5, ask_nanos=4, event_time_ns=1)
     assert convert.decode_update(crossed.SerializeToString()) == "crossed_quote"
-    spaced = PriceUpdate(exchange="N", symbol=" A", bid_micros=5, event_time_ns=1)
+    spaced = price_update(exchange="N", symbol=" A", bid_nanos=5, event_time_ns=1)
     assert convert.decode_update(spaced.SerializeToString()) == "bad_identifier"
 
 
 # -- tokens -----------------------------------------------------------------------------------
 
 TOKEN = "token-0123456789abcdef"
-METHOD = "/financial.marketdata.v1.MarketDataService/GetQuote"
-TRADE = "/financial.marketdata.v1.MarketDataService/SubmitOrders"
+METHOD = "/financial.marketdata.v2.MarketDataService/GetQuote"
+TRADE = "/financial.marketdata.v2.MarketDataService/SubmitOrders"
 
 
 def test_token_table_maps_bearer_tokens_to_accounts_and_permissions() -> None:

@@ -22,9 +22,7 @@ SHAPE = Subscription(frozenset(k.symbol for k in KEYS), None, 0, max_batch_size=
 
 
 def update(key: InstrumentKey, version: int) -> FeedUpdate:
-    tick = Tick(
-        exchange=key.exchange, symbol=key.symbol, last_micros=version, feed_sequence=version
-    )
+    tick = Tick(exchange=key.exchange, symbol=key.symbol, last_nanos=version, feed_sequence=version)
     return FeedUpdate(key, tick, f"{key}:{version}".encode())
 
 
@@ -71,7 +69,7 @@ def test_a_shape_shared_by_two_streams_builds_each_batch_once() -> None:
     assert fan.publish(KEYS[0], update(KEYS[0], 1), 1) == 1  # offered once, to the lead
     drive(fan, group, 2)
     assert first.inbox[0] is second.inbox[0]  # the same batch object for both
-    assert [u.tick.last_micros for u in first.inbox[0].updates] == [1]
+    assert [u.tick.last_nanos for u in first.inbox[0].updates] == [1]
     assert not first.outbox
     assert not second.outbox
 
@@ -98,12 +96,12 @@ def test_a_waiting_stream_joins_only_when_the_lead_is_empty_and_keeps_its_own_pe
     assert second.joined
     # their own outboxes (all four updates, in the outbox's order) moved to their inboxes, in
     # batches of three
-    assert [[u.tick.last_micros for u in d.updates] for d in first.inbox] == [[1, 4, 2], [3]]
+    assert [[u.tick.last_nanos for u in d.updates] for d in first.inbox] == [[1, 4, 2], [3]]
     assert not first.outbox
     fan.publish(KEYS[0], update(KEYS[0], 5), 7)
     assert not first.outbox, "a member is fed by its group only"
     drive(fan, group, 8)
-    assert [u.tick.last_micros for u in first.inbox[-1].updates] == [5]
+    assert [u.tick.last_nanos for u in first.inbox[-1].updates] == [5]
 
 
 def test_a_member_that_falls_behind_goes_back_to_its_own_outbox_conflated() -> None:
@@ -121,11 +119,11 @@ def test_a_member_that_falls_behind_goes_back_to_its_own_outbox_conflated() -> N
     assert slow.was_detached
     assert not slow.inbox
     # its six AAPL batches conflated to the latest; MSFT kept
-    assert [u.tick.last_micros for u in slow.outbox.pending()] == [6, 7]
+    assert [u.tick.last_nanos for u in slow.outbox.pending()] == [6, 7]
     assert fast.joined
-    assert [u.tick.last_micros for u in fast.inbox[0].updates] == [7]
+    assert [u.tick.last_nanos for u in fast.inbox[0].updates] == [7]
     fan.publish(KEYS[0], update(KEYS[0], 8), 201 * MS)
-    assert [u.tick.last_micros for u in slow.outbox.pending()] == [8, 7], "indexed again"
+    assert [u.tick.last_nanos for u in slow.outbox.pending()] == [8, 7], "indexed again"
     drive(fan, group, 202 * MS)
     assert not slow.joined, "it rejoins only once it has caught up"
     slow.outbox.take(203 * MS, 10)
@@ -155,7 +153,7 @@ def test_the_last_stream_of_a_shape_stops_the_group_and_gets_what_the_lead_held(
     assert fan.groups == 0
     assert not staying.joined
     assert not staying.inbox
-    assert [u.tick.last_micros for u in staying.outbox.pending()] == [1, 2]
+    assert [u.tick.last_nanos for u in staying.outbox.pending()] == [1, 2]
     assert fan.publish(KEYS[0], update(KEYS[0], 3), 5) == 1  # to its own outbox again
     assert fan.remove(staying, now_ns=6) is None  # the group had stopped already
 
@@ -165,7 +163,7 @@ def test_close_all_hands_the_leads_updates_to_members_and_stops_feeding_the_grou
     first, second, _ = joined_pair(fan)
     fan.publish(KEYS[0], update(KEYS[0], 1), 1)
     assert fan.close_all("bye", now_ns=2) == 2
-    assert [u.tick.last_micros for u in second.inbox[0].updates] == [1]
+    assert [u.tick.last_nanos for u in second.inbox[0].updates] == [1]
     assert fan.publish(KEYS[0], update(KEYS[0], 2), 3) == 0
     assert first.closing == "bye"
 
@@ -240,7 +238,7 @@ class Model:
         stream = Stream(subscriber)
         for key, value in self.latest.items():  # the snapshot, as MarketData.subscribe queues
             subscriber.outbox.offer(key, value, self.now_ns)
-            stream.expected[key].append(value.tick.last_micros)
+            stream.expected[key].append(value.tick.last_nanos)
         started = self.fan.share(subscriber)
         if started is not None:
             self.groups.add(started)
@@ -292,7 +290,7 @@ def test_every_stream_gets_its_updates_in_order_once_and_ends_on_the_latest(
     for stream in model.streams:
         received: dict[InstrumentKey, list[int]] = defaultdict(list)
         for sent in stream.sent:
-            received[sent.key].append(sent.tick.last_micros)
+            received[sent.key].append(sent.tick.last_nanos)
         for key, values in received.items():
             assert values == sorted(set(values)), "a value repeated or out of order"
             assert set(values) <= set(stream.expected[key]), "a value from before the stream"

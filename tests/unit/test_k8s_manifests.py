@@ -1,10 +1,12 @@
-"""Everything under k8s/, checked offline.
+"""Everything under k8s/, checked offline: every file of the base (k8s/base) and what the base
+and each overlay (k8s/overlays/dev, prod) render to with kustomize (``kubectl kustomize``).
 
 - Built-in kinds against the Kubernetes 1.33 OpenAPI schemas (``kubernetes-validate``,
   strict: an unknown field fails, as kubectl's default strict field validation would).
-- Custom resources against the Strimzi 1.2.0 CRDs in tests/data/k8s-crds, made strict the
-  same way (``additionalProperties: false`` wherever a CRD names its fields), plus by hand the
-  few CEL rules (``x-kubernetes-validations``) those CRDs carry, which JSON Schema ignores.
+- Custom resources against the CRDs in tests/data/k8s-crds (Strimzi 1.2.0, KEDA 2.20.2,
+  Prometheus Operator 0.93.0, cert-manager 1.19.2), made strict the same way
+  (``additionalProperties: false`` wherever a CRD names its fields), plus by hand the few CEL
+  rules (``x-kubernetes-validations``) those CRDs carry, which JSON Schema ignores.
 - An apiVersion/kind in neither source fails, so ``kafka.strimzi.io/v1beta2`` or a typo does.
 - The pieces agree: topics.yaml is what the code renders, the shared env ConfigMap loads into
   marketinfra.settings and names the Kafka and Cassandra defined here, selectors match.
@@ -28,13 +30,20 @@ import yaml
 from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 
-from marketinfra.settings import CassandraSettings, KafkaSettings, LogSettings, MetricsSettings
+from marketinfra.settings import (
+    CassandraSettings,
+    HealthSettings,
+    KafkaSettings,
+    LogSettings,
+    MetricsSettings,
+)
 from marketinfra.topics import ALL_TOPICS
-from mdgw.commands import k8s_topics
+from mdgw.commands import k8s_derived, k8s_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "k8s"
-CRD_DIR = ROOT / "tests" / "data" / "k8s-crds" / "strimzi-1.2.0"
+K8S = ROOT / "k8s" / "base"
+OVERLAYS = ("base", "overlays/dev", "overlays/prod")
+CRD_DIR = ROOT / "tests" / "data" / "k8s-crds"
 KUBERNETES_VERSION = "1.33"
 NAMESPACE = "mdgw"
 # kafka-versions.yaml of Strimzi 1.2.0, the versions marked supported (tests/data/k8s-crds).
@@ -60,14 +69,25 @@ class Manifest:
         return f"{self.source}:{self.body.get('kind')}/{self.body.get('metadata', {}).get('name')}"
 
 
+def _documents(text: str) -> Iterator[dict[str, Any]]:
+    """The resources of a YAML text; a v1 List gives its items (kustomize does the same)."""
+    for body in yaml.safe_load_all(text):
+        if body is None:
+            continue
+        if body.get("apiVersion") == "v1" and body.get("kind") == "List":
+            yield from body["items"]
+        else:
+            yield body
+
+
 def _load_manifests() -> tuple[Manifest, ...]:
     found = []
     for path in sorted(K8S.rglob("*.y*ml")):
         if path.name == "kustomization.yaml":
             continue
-        for body in yaml.safe_load_all(path.read_text()):
-            if body is not None:
-                found.append(Manifest(str(path.relative_to(K8S)), body))
+        found.extend(
+            Manifest(str(path.relative_to(K8S)), body) for body in _documents(path.read_text())
+        )
     return tuple(found)
 
 
@@ -101,7 +121,7 @@ def _strict(schema: Any) -> Any:
 
 
 def _served_versions() -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path in sorted(CRD_DIR.glob("*.yaml")):
+    for path in sorted(CRD_DIR.glob("*/*.yaml")):
         crd = yaml.safe_load(path.read_text())
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1", path.name
         for version in crd["spec"]["versions"]:
@@ -154,6 +174,35 @@ CEL_RULES: dict[tuple[str, str, str], _CelCheck] = {
         "spec.cruiseControl.metricsConfig",
         "self.type != 'strimziMetricsReporter'",
     ): lambda s: s.get("type") != "strimziMetricsReporter",
+    (
+        "KafkaUser",
+        "spec.authentication",
+        "self.type == 'tls' || (!has(self.validityDays) && !has(self.renewalDays))",
+    ): lambda s: s.get("type") == "tls" or ("validityDays" not in s and "renewalDays" not in s),
+    (
+        "KafkaUser",
+        "spec.authentication",
+        "self.type != 'tls' || (has(self.renewalDays) == has(self.validityDays))",
+    ): lambda s: s.get("type") != "tls" or (("renewalDays" in s) == ("validityDays" in s)),
+    (
+        "KafkaUser",
+        "spec.authentication",
+        "self.type != 'tls' || !has(self.renewalDays) || !has(self.validityDays) "
+        "|| self.renewalDays < self.validityDays",
+    ): lambda s: (
+        s.get("type") != "tls"
+        or "renewalDays" not in s
+        or "validityDays" not in s
+        or s["renewalDays"] < s["validityDays"]
+    ),
+    (
+        "ScaledObject",
+        "spec",
+        "!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) "
+        "? self.maxReplicaCount : 100)",
+    ): lambda s: (
+        "minReplicaCount" not in s or s["minReplicaCount"] <= s.get("maxReplicaCount", 100)
+    ),
 }
 
 
@@ -193,7 +242,7 @@ def _cel_errors(document: dict[str, Any]) -> list[str]:
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
-    """Why the API server (with the Strimzi 1.2.0 CRDs installed) would refuse the document."""
+    """Why the API server (with the CRDs of tests/data/k8s-crds installed) would refuse it."""
     try:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
@@ -395,10 +444,11 @@ def test_kafka_replicates_everything_three_ways_and_never_auto_creates_topics() 
     assert config["transaction.state.log.replication.factor"] == 3
     assert config["transaction.state.log.min.isr"] == 2
     assert config["auto.create.topics.enable"] is False
-    listeners = {item["name"]: item for item in kafka["kafka"]["listeners"]}
-    assert (listeners["plain"]["port"], listeners["plain"]["tls"]) == (9092, False)
-    assert (listeners["tls"]["port"], listeners["tls"]["tls"]) == (9093, True)
-    assert "topicOperator" in kafka["entityOperator"]
+    (listener,) = kafka["kafka"]["listeners"]  # no unauthenticated listener
+    assert (listener["name"], listener["port"], listener["tls"]) == ("tls", 9093, True)
+    assert listener["authentication"] == {"type": "tls"}
+    assert kafka["kafka"]["authorization"] == {"type": "simple"}
+    assert {"topicOperator", "userOperator"} <= kafka["entityOperator"].keys()
 
 
 def test_kafka_metrics_config_names_a_configmap_key_with_exporter_rules() -> None:
@@ -421,10 +471,13 @@ def _exporter_config() -> dict[str, Any]:
     return config
 
 
-def _exported_as(mbean_line: str) -> tuple[str, dict[str, str]] | None:
+def _exported_as(
+    mbean_line: str, config: dict[str, Any] | None = None
+) -> tuple[str, dict[str, str]] | None:
     """What the JMX exporter makes of one `domain<key=value, ...><>attribute: value` line:
-    the first rule whose pattern matches (unanchored) names it; names are sanitized."""
-    config = _exporter_config()
+    the first rule whose pattern matches (unanchored) names it; names are sanitized.
+    ``config``: the exporter's rules (default: Kafka's)."""
+    config = config if config is not None else _exporter_config()
     for rule in config["rules"]:
         match = re.fullmatch(f".*(?:{rule['pattern']}).*", mbean_line)
         if match is None:
@@ -493,6 +546,43 @@ def test_kafka_metrics_rules_export_what_the_alerts_need(
     assert _exported_as(mbean_line) == metric
 
 
+@pytest.mark.parametrize(
+    ("mbean_line", "metric"),
+    [
+        (
+            "org.apache.cassandra.metrics<type=ClientRequest, scope=Write, name=Latency>"
+            "<>99thPercentile: 812.0",
+            ("cassandra_clientrequest_latency_p99_seconds", {"request": "Write"}),
+        ),
+        (
+            "org.apache.cassandra.metrics<type=ClientRequest, scope=Read, name=Latency>"
+            "<>99thPercentile: 812.0",
+            ("cassandra_clientrequest_latency_p99_seconds", {"request": "Read"}),
+        ),
+        (
+            "org.apache.cassandra.metrics<type=ClientRequest, scope=Write, name=Timeouts>"
+            "<>Count: 3",
+            ("cassandra_clientrequest_timeouts_total", {"request": "Write"}),
+        ),
+        (
+            "org.apache.cassandra.metrics<type=Compaction, name=PendingTasks><>Value: 4",
+            ("cassandra_compaction_pending_tasks", {}),
+        ),
+    ],
+)
+def test_cassandra_metrics_rules_export_what_the_alerts_need(
+    mbean_line: str, metric: tuple[str, dict[str, str]]
+) -> None:
+    configmap = _only("ConfigMap", "cassandra-metrics").body
+    config = yaml.safe_load(configmap["data"]["cassandra-metrics-config.yml"])
+    assert _exported_as(mbean_line, config) == metric
+    sts = _only("StatefulSet", "cassandra").body
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    agent = _env(container)["JVM_EXTRA_OPTS"]
+    assert agent.endswith(":/etc/cassandra-metrics/cassandra-metrics-config.yml")
+    assert "=7070:" in agent
+
+
 # --- topics --------------------------------------------------------------------------------
 
 
@@ -500,7 +590,7 @@ def test_topics_yaml_is_what_the_code_renders() -> None:
     committed = (K8S / "kafka" / "topics.yaml").read_text()
     rendered = k8s_topics.render_topic_manifests(ALL_TOPICS, k8s_topics.REPLICATION_FACTOR)
     assert committed == rendered, (
-        "k8s/kafka/topics.yaml is stale: run `mdgw k8s topics > k8s/kafka/topics.yaml`"
+        "k8s/base/kafka/topics.yaml is stale: run `mdgw k8s topics > k8s/base/kafka/topics.yaml`"
     )
 
 
@@ -584,7 +674,8 @@ def test_cassandra_statefulset_is_three_5_0_nodes_behind_a_headless_service() ->
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"].items() <= labels.items()
     claims = {claim["metadata"]["name"] for claim in sts["spec"]["volumeClaimTemplates"]}
-    assert {mount["name"] for mount in container["volumeMounts"]} <= claims
+    volumes = {volume["name"] for volume in pod["spec"].get("volumes", ())}
+    assert {mount["name"] for mount in container["volumeMounts"]} <= claims | volumes
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert "nodetool statusbinary" in " ".join(container["readinessProbe"]["exec"]["command"])
 
@@ -622,6 +713,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     CassandraSettings,
     LogSettings,
     MetricsSettings,
+    HealthSettings,
 )
 
 
@@ -650,9 +742,11 @@ def test_platform_env_loads_and_points_at_the_kafka_and_cassandra_defined_here(
     log_settings = LogSettings()
 
     kafka = _only("Kafka").body
-    plain = next(item for item in kafka["spec"]["kafka"]["listeners"] if item["name"] == "plain")
+    (tls,) = kafka["spec"]["kafka"]["listeners"]
     bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap.{kafka['metadata']['namespace']}.svc"
-    assert kafka_settings.bootstrap_servers == f"{bootstrap}:{plain['port']}"
+    assert kafka_settings.bootstrap_servers == f"{bootstrap}:{tls['port']}"
+    assert kafka_settings.bootstrap_servers == k8s_derived.TLS_BOOTSTRAP
+    assert kafka_settings.extra_config["security.protocol"] == "ssl"
     assert kafka_settings.replication_factor == k8s_topics.REPLICATION_FACTOR
     assert (
         kafka_settings.replication_factor

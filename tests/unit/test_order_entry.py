@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2.orders_pb2 import (
     ExecutionReport,
     OrderRequest,
     OrderResult,
@@ -32,6 +35,9 @@ from gateway.order_entry import (
     reason_name,
     status_name,
 )
+from marketcore.fixed_point import NANOS_LIMIT
+from marketinfra.decimal_codec import to_decimal
+from tests.support import nanos
 
 
 @pytest.mark.parametrize(
@@ -48,17 +54,63 @@ def test_the_order_type_follows_from_the_prices_given(
 ) -> None:
     request = order_request("buy", "AAPL", "100", limit=limit, stop=stop)
     assert request.order_type == expected
-    assert request.limit_price_micros == (189_500_000 if limit else 0)
-    assert request.stop_price_micros == (190_000_000 if stop else 0)
+    assert nanos(request.quantity) == 100_000_000_000
+    assert nanos(request.limit_price) == (189_500_000_000 if limit else 0)
+    assert nanos(request.stop_price) == (190_000_000_000 if stop else 0)
+    # an absent price is an unset field, never a zero Decimal written out
+    assert request.HasField("limit_price") == (limit is not None)
+    assert request.HasField("stop_price") == (stop is not None)
 
 
-def test_quantities_and_prices_are_parsed_exactly_into_micros() -> None:
+def test_quantities_and_prices_are_parsed_exactly_into_nanos() -> None:
     request = order_request("sell", "BTC-USD", "0.000001", limit="189.50")
-    assert request.limit_price_micros == 189_500_000
-    assert request.quantity_micros == 1
-    assert order_request("buy", "X", "100").quantity_micros == 100_000_000
+    assert nanos(request.limit_price) == 189_500_000_000
+    assert nanos(request.quantity) == 1_000
+    assert (request.quantity.units, request.quantity.nanos) == (0, 1_000)
+    assert nanos(order_request("buy", "X", "100").quantity) == 100_000_000_000
     # a float would make this 0.30000000000000004
-    assert order_request("buy", "X", "1", limit="0.3").limit_price_micros == 300_000
+    assert nanos(order_request("buy", "X", "1", limit="0.3").limit_price) == 300_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.000000001", 1),  # the smallest: one nano
+        ("0.00001305", 13_050),  # SKL-BTC's price as Coinbase sends it
+        ("0.12345678", 123_456_780),  # a satoshi-sized quantity
+        ("0.000022880", 22_880),
+        ("1.000000000", 1_000_000_000),
+        ("1.0000000000", 1_000_000_000),  # a tenth place that is zero loses nothing
+        ("9999999999.999999999", 9_999_999_999_999_999_999),  # a price near 1e10
+        ("999999999999999.999999999", 999_999_999_999_999_999_999_999),  # a size near 1e15
+        ("9223372036854775807.999999999", 9_223_372_036_854_775_807_999_999_999),  # the limit
+    ],
+)
+def test_up_to_nine_decimals_are_taken_exactly(text: str, expected: int) -> None:
+    request = order_request("buy", "ADA-BTC", text, limit=text, stop=text)
+    assert [nanos(v) for v in (request.quantity, request.limit_price, request.stop_price)] == [
+        expected
+    ] * 3
+    parsed = parse_command(f"buy ADA-BTC {text} limit {text}")
+    assert isinstance(parsed, TradingMessage)
+    assert (nanos(parsed.new_order.quantity), nanos(parsed.new_order.limit_price)) == (
+        expected,
+        expected,
+    )
+
+
+@pytest.mark.parametrize("field", ["quantity", "limit", "stop"])
+@pytest.mark.parametrize("text", ["1.0000000001", "0.0000000005", "1e-10", "189.5000000001"])
+def test_a_tenth_decimal_is_refused_never_rounded(field: str, text: str) -> None:
+    what = {"quantity": "quantity", "limit": "limit price", "stop": "stop price"}[field]
+    options = {"quantity": "1", field: text}
+    quantity = options.pop("quantity")
+    with pytest.raises(ValueError, match="decimals") as caught:
+        order_request("buy", "X", quantity, **options)
+    assert str(caught.value) == (
+        f"{what} {text!r} has more than 9 decimals: prices and quantities are exact to 9 "
+        "places, never rounded"
+    )
 
 
 def test_fields_are_carried_over_and_an_id_is_made_when_none_is_given() -> None:
@@ -96,8 +148,9 @@ def test_fields_are_carried_over_and_an_id_is_made_when_none_is_given() -> None:
         ({"quantity": "abc"}, "quantity must be a positive number"),
         ({"quantity": "0"}, "quantity must be a positive number"),
         ({"quantity": "-5"}, "quantity must be a positive number"),
-        ({"quantity": "1.0000001"}, "with at most 6 decimals, not '1.0000001'"),
-        ({"quantity": "1e30"}, "quantity must be a positive number"),
+        ({"quantity": "1.0000000001"}, "quantity '1.0000000001' has more than 9 decimals"),
+        ({"quantity": "1e30"}, "quantity '1e30' is beyond the largest value carried"),
+        ({"limit": "1e19"}, "limit price '1e19' is beyond the largest value carried"),
         ({"limit": "cheap"}, "limit price must be a positive number"),
         ({"limit": "0"}, "limit price must be a positive number"),
         ({"stop": "-1"}, "stop price must be a positive number"),
@@ -169,8 +222,8 @@ def test_status_lines_show_the_fill_progress_and_reason() -> None:
     update = OrderStatusUpdate(
         order_id="o-1",
         status=common.ORDER_STATUS_PARTIALLY_FILLED,
-        filled_quantity_micros=40_000_000,
-        remaining_quantity_micros=60_000_000,
+        filled_quantity=to_decimal(40_000_000_000),
+        remaining_quantity=to_decimal(60_000_000_000),
         order=_limit_order(),
     )
     assert format_status(update) == (
@@ -186,13 +239,13 @@ def test_fills_positions_and_rejects_are_one_line_each() -> None:
     fill = ExecutionReport(
         execution_id="o-1-1",
         order_id="o-1",
-        fill_price_micros=189_450_000,
-        fill_quantity_micros=40_000_000,
+        fill_price=to_decimal(189_450_000_000),
+        fill_quantity=to_decimal(40_000_000_000),
         symbol="AAPL",
         exchange="NASDAQ",
         side=common.SIDE_BUY,
-        cumulative_quantity_micros=40_000_000,
-        remaining_quantity_micros=60_000_000,
+        cumulative_quantity=to_decimal(40_000_000_000),
+        remaining_quantity=to_decimal(60_000_000_000),
         venue="SIM",
     )
     assert format_execution(fill) == (
@@ -200,9 +253,9 @@ def test_fills_positions_and_rejects_are_one_line_each() -> None:
     )
     position = PositionUpdate(
         symbol="AAPL",
-        net_quantity_micros=-2_500_000,
-        cost_micros=-473_625_000,
-        realized_pnl_micros=1_250_000,
+        net_quantity=to_decimal(-2_500_000_000),
+        cost=to_decimal(-473_625_000_000),
+        realized_pnl=to_decimal(1_250_000_000),
     )
     assert format_position(position) == (
         "POSITION  AAPL  short 2.5  cost -473.625  realized P&L 1.25"
@@ -228,7 +281,7 @@ def test_session_commands_parse_into_messages() -> None:
     assert isinstance(command, TradingMessage)
     order = command.new_order
     assert (order.order_id, order.symbol, order.exchange) == ("s-1", "BTC-USD", "COINBASE")
-    assert (order.quantity_micros, order.limit_price_micros) == (500_000, 99_500_000)
+    assert (nanos(order.quantity), nanos(order.limit_price)) == (500_000_000, 99_500_000_000)
     assert order.order_type == common.ORDER_TYPE_LIMIT
     assert order.time_in_force == common.TIME_IN_FORCE_GTC
     market = parse_command("SELL AAPL 1")
@@ -261,3 +314,36 @@ def test_bad_session_commands_say_why(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)) as caught:
         parse_command(line)
     assert "\n" not in str(caught.value)
+
+
+_EXACT = st.one_of(
+    st.decimals(min_value=Decimal("0.000000001"), max_value=Decimal(10**15), places=9),
+    st.integers(min_value=1, max_value=NANOS_LIMIT).map(lambda n: Decimal(n).scaleb(-9)),
+)
+
+
+def _spellings(value: Decimal, extra_zeros: int) -> list[str]:
+    """How a person may type it: plainly, with trailing zeros, or in exponent form."""
+    plain = format(value, "f")
+    padded = format(value, ".9f") + "0" * extra_zeros
+    return [plain, padded, format(value.normalize(), "E")]
+
+
+@given(value=_EXACT, extra_zeros=st.integers(min_value=0, max_value=3))
+def test_any_value_with_nine_decimals_is_taken_exactly(value: Decimal, extra_zeros: int) -> None:
+    with localcontext() as context:
+        context.prec = 60
+        expected = int(value.scaleb(9))
+    for text in _spellings(value, extra_zeros):
+        request = order_request("buy", "X", text, limit=text)
+        assert (nanos(request.quantity), nanos(request.limit_price)) == (expected, expected), text
+
+
+@given(value=_EXACT, finer=st.integers(min_value=1, max_value=10**6 - 1))
+def test_any_value_with_a_digit_past_the_ninth_is_refused(value: Decimal, finer: int) -> None:
+    with localcontext() as context:
+        context.prec = 60
+        text = format(value + Decimal(finer).scaleb(-9 - len(str(finer))), "f")
+    with pytest.raises(ValueError, match="has more than 9 decimals") as caught:
+        order_request("buy", "X", text)
+    assert str(caught.value).startswith(f"quantity {text!r} has more than 9 decimals")

@@ -64,11 +64,11 @@ def test_topics_are_declared_once_with_keys() -> None:
     names = [spec.name for spec in ALL_TOPICS]
     assert len(names) == len(set(names))
     assert {
-        "ticks.raw",
-        "ticks.raw.dlq",
-        "trades.executed",
-        "orders.lifecycle",
-        "positions.updates",
+        "ticks.raw.v2",
+        "ticks.raw.v2.dlq",
+        "trades.executed.v2",
+        "orders.lifecycle.v2",
+        "positions.updates.v2",
     } == set(names)
     assert TICKS_RAW.key == "EXCHANGE|SYMBOL"
 

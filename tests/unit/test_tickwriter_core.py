@@ -5,10 +5,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.orders_pb2 import ExecutionReport, OrderStatusUpdate
+from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from marketcore.ticks import Tick
 from marketcore.trading_calendar import trade_date_text
+from tests.support import price_update
 from tickwriter.batching import FlushPolicy, chunk_by_partition, commit_positions, should_flush
 from tickwriter.config import TickWriterSettings
 from tickwriter.decode import decode_order_event, decode_tick, decode_trade
@@ -48,10 +50,18 @@ def _tick(**fields: object) -> PriceUpdate:
     base = {
         "exchange": "NASDAQ",
         "symbol": "AAPL",
-        "bid_micros": 1_000_000,
-        "ask_micros": 1_010_000,
+        "bid_nanos": 1_000_000_000,  # 1.00
+        "ask_nanos": 1_010_000_000,  # 1.01
     }
-    return PriceUpdate(**{**base, "event_time_ns": 1_710_000_000_000_000_000, **fields})
+    return price_update(**{**base, "event_time_ns": 1_710_000_000_000_000_000, **fields})
+
+
+def _with_ask(ask: Decimal) -> bytes:
+    """A tick whose ask is ``ask`` exactly as given (built by hand: the helpers only write
+    canonical Decimals)."""
+    update = _tick()
+    update.ask.CopyFrom(ask)
+    return update.SerializeToString()
 
 
 def test_same_tick_decodes_to_the_same_row() -> None:
@@ -61,18 +71,18 @@ def test_same_tick_decodes_to_the_same_row() -> None:
 
 def test_discriminator_prefers_the_feed_sequence_then_the_bytes() -> None:
     with_sequence = Tick(
-        "X", "Y", last_micros=1, event_time_ns=1, feed_handler_id="fh", feed_sequence=3
+        "X", "Y", last_nanos=1, event_time_ns=1, feed_handler_id="fh", feed_sequence=3
     )
     assert tick_discriminator(with_sequence, b"bytes") == b"fh:3"
-    assert tick_discriminator(Tick("X", "Y", last_micros=1, event_time_ns=1), b"bytes") == b"bytes"
+    assert tick_discriminator(Tick("X", "Y", last_nanos=1, event_time_ns=1), b"bytes") == b"bytes"
 
 
 def test_two_ticks_in_one_instant_get_two_rows() -> None:
     first = tick_row(
-        Tick("X", "Y", last_micros=1, event_time_ns=5, feed_handler_id="f", feed_sequence=1), b""
+        Tick("X", "Y", last_nanos=1, event_time_ns=5, feed_handler_id="f", feed_sequence=1), b""
     )
     second = tick_row(
-        Tick("X", "Y", last_micros=1, event_time_ns=5, feed_handler_id="f", feed_sequence=2), b""
+        Tick("X", "Y", last_nanos=1, event_time_ns=5, feed_handler_id="f", feed_sequence=2), b""
     )
     assert first.tick_time != second.tick_time
 
@@ -89,7 +99,11 @@ def test_trade_date_follows_the_venue_calendar() -> None:
         (None, "empty_value"),
         (b"", "empty_value"),
         (b"\xff\xff\xff", "undecodable"),
-        (_tick(bid_micros=2_000_000).SerializeToString(), "invalid_tick:crossed_quote"),
+        (_tick(bid_nanos=2_000_000_000).SerializeToString(), "invalid_tick:crossed_quote"),
+        (_with_ask(Decimal(units=1, nanos=1_000_000_000)), "malformed_decimal"),
+        (_with_ask(Decimal(units=1, nanos=-5)), "malformed_decimal"),
+        (_with_ask(Decimal(units=-1, nanos=5)), "malformed_decimal"),
+        (_with_ask(Decimal(units=0, nanos=-1_000_000_000)), "malformed_decimal"),
         (_tick(exchange="").SerializeToString(), "invalid_tick:missing_exchange"),
     ],
 )
@@ -130,8 +144,8 @@ def test_replay_time_refuses_nonsense_and_the_future(text: str) -> None:
 
 def test_settings_refuse_unknown_kinds_at_startup() -> None:
     assert TickWriterSettings(consume="trades, ticks").consumed_topics() == {
-        "trades.executed": "trades",
-        "ticks.raw": "ticks",
+        "trades.executed.v2": "trades",
+        "ticks.raw.v2": "ticks",
     }
     with pytest.raises(ValidationError, match="kinds are ticks, trades, orders"):
         TickWriterSettings(consume="ticks,quotes")
@@ -174,3 +188,42 @@ def test_order_events_of_two_accounts_with_one_order_id_are_two_entities() -> No
     )  # fmt: skip
     assert (alice.entity_type, alice.entity_id) == ("order", "alice/o-1")
     assert bob.partition == ("order", "bob/o-1")
+
+
+def test_sub_micro_prices_and_sizes_and_a_huge_volume_decode_exactly() -> None:
+    """Values v1 could not carry: 8-decimal prices (ADA-BTC), a satoshi-sized size and a
+    cumulative volume of about 1e15 units with nine decimals, each in nanos to the last digit.
+    The Decimals are set field by field from the wire's definition (units + nanos / 1e9), not
+    through our codec."""
+    update = PriceUpdate(exchange="KRAKEN", symbol="ADA/XBT", event_time_ns=1_710_000_000 * 10**9)
+    for field, (units, nanos) in {
+        "bid": (0, 22_880),  # 0.000022880
+        "ask": (0, 22_890),
+        "last": (0, 22_881),
+        "volume": (999_999_999_999_999, 123_456_789),
+        "bid_size": (0, 10),  # 0.00000001
+        "ask_size": (12, 345_678_901),
+        "last_size": (0, 1),
+    }.items():
+        getattr(update, field).units = units
+        getattr(update, field).nanos = nanos
+    tick = decode_tick(update.SerializeToString()).tick
+    assert (tick.bid_nanos, tick.ask_nanos, tick.last_nanos) == (22_880, 22_890, 22_881)
+    assert tick.volume_nanos == 999_999_999_999_999_123_456_789
+    assert (tick.bid_size_nanos, tick.ask_size_nanos, tick.last_size_nanos) == (
+        10,
+        12_345_678_901,
+        1,
+    )
+
+
+@pytest.mark.parametrize("field", ["fill_price", "fill_quantity", "fees"])
+def test_a_trade_with_a_malformed_decimal_is_rejected(field: str) -> None:
+    report = ExecutionReport(
+        execution_id="e1", account_id="A", symbol="AAPL", execution_time_ns=1,
+        fill_quantity=Decimal(units=1), fill_price=Decimal(units=189),
+    )  # fmt: skip
+    getattr(report, field).CopyFrom(Decimal(units=1, nanos=-5))
+    with pytest.raises(RecordRejected) as caught:
+        decode_trade(report.SerializeToString())
+    assert caught.value.reason == "malformed_decimal"

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from prometheus_client import REGISTRY
 
 from tickwriter.adapters.kafka_stats import LagGauges, PartitionOffsets, assigned_offsets, lags
+from tickwriter.metrics import REGISTRY
 
 
 def _partition(number: int, **fields: object) -> dict[str, object]:

@@ -21,7 +21,7 @@ from marketcore.trading.model import (
 from tests.unit.trading_builders import accepted, order_spec
 
 KEY = InstrumentKey("NASDAQ", "AAPL")
-SHARE = 1_000_000
+SHARE = 1_000_000_000  # nanos
 
 
 def spec(quantity: int = 100 * SHARE, order_type: OrderType = OrderType.MARKET) -> OrderSpec:
@@ -36,8 +36,8 @@ def new_order(quantity: int = 100 * SHARE, order_type: OrderType = OrderType.MAR
 
 def test_accept_starts_new_at_sequence_one() -> None:
     order = new_order()
-    assert (order.status, order.event_sequence, order.filled_micros) == (OrderStatus.NEW, 1, 0)
-    assert order.remaining_micros == 100 * SHARE
+    assert (order.status, order.event_sequence, order.filled_nanos) == (OrderStatus.NEW, 1, 0)
+    assert order.remaining_nanos == 100 * SHARE
     assert order.trade_date == "2026-11-20"
     assert order.is_working
 
@@ -48,26 +48,26 @@ def test_reject_is_final_with_its_reason() -> None:
     assert order.status is OrderStatus.REJECTED
     assert order.reject == rejection
     assert order.key is None
-    assert order.remaining_micros == 0
+    assert order.remaining_nanos == 0
     assert not order.is_working
 
 
 def test_partial_then_full_fill() -> None:
     partly = lifecycle.fill(new_order(), 40 * SHARE)
-    assert (partly.status, partly.filled_micros, partly.fill_count) == (
+    assert (partly.status, partly.filled_nanos, partly.fill_count) == (
         OrderStatus.PARTIALLY_FILLED,
         40 * SHARE,
         1,
     )
-    assert partly.remaining_micros == 60 * SHARE
+    assert partly.remaining_nanos == 60 * SHARE
     done = lifecycle.fill(partly, 60 * SHARE)
-    assert (done.status, done.filled_micros, done.fill_count, done.event_sequence) == (
+    assert (done.status, done.filled_nanos, done.fill_count, done.event_sequence) == (
         OrderStatus.FILLED,
         100 * SHARE,
         2,
         3,
     )
-    assert done.remaining_micros == 0
+    assert done.remaining_nanos == 0
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 100 * SHARE + 1])
@@ -79,14 +79,14 @@ def test_fill_outside_the_remainder_is_illegal(quantity: int) -> None:
 def test_cancel_after_a_partial_fill_keeps_the_filled_quantity() -> None:
     cancelled = lifecycle.cancel(lifecycle.fill(new_order(), 30 * SHARE))
     assert cancelled.status is OrderStatus.CANCELLED
-    assert cancelled.filled_micros == 30 * SHARE
-    assert cancelled.remaining_micros == 0
+    assert cancelled.filled_nanos == 30 * SHARE
+    assert cancelled.remaining_nanos == 0
 
 
 @pytest.mark.parametrize(
     "finish",
     [
-        lambda o: lifecycle.fill(o, o.remaining_micros),
+        lambda o: lifecycle.fill(o, o.remaining_nanos),
         lifecycle.cancel,
         lifecycle.expire,
         lambda o: lifecycle.reject(o.spec, Rejection(RejectReason.MALFORMED, "x")),
@@ -148,10 +148,10 @@ def test_any_sequence_of_changes_keeps_the_invariants(
             continue
         assert not before.status.is_final  # only a working order changes
         assert order.event_sequence == before.event_sequence + 1
-        assert before.filled_micros <= order.filled_micros <= order.spec.quantity_micros
+        assert before.filled_nanos <= order.filled_nanos <= order.spec.quantity_nanos
         assert (order.status is OrderStatus.FILLED) == (
-            order.filled_micros == order.spec.quantity_micros
+            order.filled_nanos == order.spec.quantity_nanos
         )
         if order.status is OrderStatus.PARTIALLY_FILLED:
-            assert 0 < order.filled_micros < order.spec.quantity_micros
+            assert 0 < order.filled_nanos < order.spec.quantity_nanos
         assert order.stop_triggered <= order_type.has_stop

@@ -19,25 +19,27 @@ from marketcore.trading.rules import (
     ReferenceData,
     RiskLimits,
     TradingHours,
-    notional_micros,
+    notional_nanos,
 )
-from marketcore.trading.validation import Market, check_fields, check_order, order_notional_micros
-from tests.unit.trading_builders import M, order_spec
+from marketcore.trading.validation import Market, check_fields, check_order, order_notional_nanos
+from tests.unit.trading_builders import UNIT, order_spec
 
-CENT = 10_000
+CENT = UNIT // 100
 NEW_YORK = ZoneInfo("America/New_York")
-RULES = InstrumentRules(tick_micros=CENT, lot_micros=M)
-TOUCH = Touch(bid_micros=189_990_000, ask_micros=190_010_000, last_micros=190_000_000)
+RULES = InstrumentRules(tick_nanos=CENT, lot_nanos=UNIT)
+TOUCH = Touch(bid_nanos=189_990_000_000, ask_nanos=190_010_000_000, last_nanos=190_000_000_000)
 OPEN_MARKET = Market(RULES, is_open=True, touch=TOUCH)
 LIMITS = RiskLimits(
-    max_order_notional_micros=100_000 * M, max_open_notional_micros=150_000 * M, price_band_bps=500
+    max_order_notional_nanos=100_000 * UNIT,
+    max_open_notional_nanos=150_000 * UNIT,
+    price_band_bps=500,
 )
 
 
 def order(
     order_type: OrderType = OrderType.LIMIT,
-    quantity: int = 100 * M,
-    limit: int = 190 * M,
+    quantity: int = 100 * UNIT,
+    limit: int = 190 * UNIT,
     stop: int = 0,
     side: Side = Side.BUY,
 ) -> OrderSpec:
@@ -58,9 +60,9 @@ def ns(moment: datetime) -> int:
     [
         order(),
         order(OrderType.MARKET, limit=0),
-        order(OrderType.STOP, limit=0, stop=191 * M),
-        order(OrderType.STOP_LIMIT, limit=191 * M, stop=191 * M),
-        order(side=Side.SELL, limit=180_500_000),
+        order(OrderType.STOP, limit=0, stop=191 * UNIT),
+        order(OrderType.STOP_LIMIT, limit=191 * UNIT, stop=191 * UNIT),
+        order(side=Side.SELL, limit=180_500_000_000),
     ],
     ids=["limit", "market", "stop", "stop-limit", "sell-limit-in-band"],
 )
@@ -72,13 +74,13 @@ def test_sound_orders_pass(spec: OrderSpec) -> None:
     ("spec", "expected"),
     [
         (order(quantity=0), RejectReason.INVALID_QUANTITY),
-        (order(quantity=-M), RejectReason.INVALID_QUANTITY),
+        (order(quantity=-UNIT), RejectReason.INVALID_QUANTITY),
         (order(limit=0), RejectReason.INVALID_PRICE),
         (order(OrderType.STOP_LIMIT, stop=0), RejectReason.INVALID_PRICE),
         (order(OrderType.STOP, limit=0, stop=0), RejectReason.INVALID_PRICE),
-        (order(OrderType.MARKET, limit=190 * M), RejectReason.MALFORMED),
-        (order(OrderType.LIMIT, stop=190 * M), RejectReason.MALFORMED),
-        (order(OrderType.STOP, limit=190 * M, stop=191 * M), RejectReason.MALFORMED),
+        (order(OrderType.MARKET, limit=190 * UNIT), RejectReason.MALFORMED),
+        (order(OrderType.LIMIT, stop=190 * UNIT), RejectReason.MALFORMED),
+        (order(OrderType.STOP, limit=190 * UNIT, stop=191 * UNIT), RejectReason.MALFORMED),
     ],
 )
 def test_field_problems(spec: OrderSpec, expected: RejectReason) -> None:
@@ -96,25 +98,25 @@ def test_instrument_problems() -> None:
 
 
 def test_grid_problems_say_the_numbers_as_decimals() -> None:
-    odd_lot = check_order(order(quantity=100_500_000), OPEN_MARKET, LIMITS, 0)
+    odd_lot = check_order(order(quantity=100_500_000_000), OPEN_MARKET, LIMITS, 0)
     assert odd_lot is not None
     assert odd_lot.reason is RejectReason.INVALID_QUANTITY
     assert odd_lot.detail == "quantity 100.5 is not a multiple of the lot 1"
-    off_tick = check_order(order(limit=190_005_000), OPEN_MARKET, LIMITS, 0)
+    off_tick = check_order(order(limit=190_005_000_000), OPEN_MARKET, LIMITS, 0)
     assert off_tick is not None
     assert off_tick.reason is RejectReason.INVALID_PRICE
     assert off_tick.detail == "limit price 190.005 is off the tick 0.01"
-    stop_off = order(OrderType.STOP, limit=0, stop=191_001_000)
+    stop_off = order(OrderType.STOP, limit=0, stop=191_001_000_000)
     assert reason(stop_off) is RejectReason.INVALID_PRICE
 
 
 def test_price_band_around_the_mid() -> None:
     # mid 190.00, 500 bps: 180.50 .. 199.50 inclusive
-    assert reason(order(limit=199_500_000)) is None
-    assert reason(order(limit=199_510_000)) is RejectReason.PRICE_OUT_OF_BAND
-    assert reason(order(side=Side.SELL, limit=180_490_000)) is RejectReason.PRICE_OUT_OF_BAND
+    assert reason(order(limit=199_500_000_000)) is None
+    assert reason(order(limit=199_510_000_000)) is RejectReason.PRICE_OUT_OF_BAND
+    assert reason(order(side=Side.SELL, limit=180_490_000_000)) is RejectReason.PRICE_OUT_OF_BAND
     # a stop's own price is not banded, only a limit price
-    assert reason(order(OrderType.STOP, limit=0, stop=250 * M)) is None
+    assert reason(order(OrderType.STOP, limit=0, stop=250 * UNIT)) is None
 
 
 def test_no_quote_means_no_market_data() -> None:
@@ -124,43 +126,46 @@ def test_no_quote_means_no_market_data() -> None:
 
 def test_order_and_account_notional_limits() -> None:
     # 500 x 190 = 95,000 fits one order; 600 x 190 = 114,000 does not
-    assert reason(order(quantity=500 * M)) is None
-    too_big = check_order(order(quantity=600 * M), OPEN_MARKET, LIMITS, 0)
+    assert reason(order(quantity=500 * UNIT)) is None
+    too_big = check_order(order(quantity=600 * UNIT), OPEN_MARKET, LIMITS, 0)
     assert too_big is not None
     assert too_big.reason is RejectReason.NOTIONAL_LIMIT
     assert "per-order limit 100000" in too_big.detail
     # 60,000 already working + 95,000 > 150,000
-    assert reason(order(quantity=500 * M), open_notional=60_000 * M) is RejectReason.NOTIONAL_LIMIT
-    assert reason(order(quantity=500 * M), open_notional=55_000 * M) is None
+    assert (
+        reason(order(quantity=500 * UNIT), open_notional=60_000 * UNIT)
+        is RejectReason.NOTIONAL_LIMIT
+    )
+    assert reason(order(quantity=500 * UNIT), open_notional=55_000 * UNIT) is None
 
 
 def test_the_first_failure_is_the_answer() -> None:
     # malformed, unknown, closed, off the grid and out of band at once: the fields come first
-    spec = order(quantity=100_500_000, limit=0)
+    spec = order(quantity=100_500_000_000, limit=0)
     assert reason(spec, Market(None, False, None)) is RejectReason.INVALID_PRICE
     # known and closed and off the grid: closed comes first
-    assert reason(order(quantity=100_500_000), Market(RULES, False, TOUCH)) is (
+    assert reason(order(quantity=100_500_000_000), Market(RULES, False, TOUCH)) is (
         RejectReason.MARKET_CLOSED
     )
 
 
 def test_order_notional_prices() -> None:
-    assert order_notional_micros(order(limit=190 * M), TOUCH) == 19_000 * M
-    stop = order(OrderType.STOP, limit=0, stop=200 * M)
-    assert order_notional_micros(stop, TOUCH) == 20_000 * M
+    assert order_notional_nanos(order(limit=190 * UNIT), TOUCH) == 19_000 * UNIT
+    stop = order(OrderType.STOP, limit=0, stop=200 * UNIT)
+    assert order_notional_nanos(stop, TOUCH) == 20_000 * UNIT
     market_buy = order(OrderType.MARKET, limit=0)
-    assert order_notional_micros(market_buy, TOUCH) == 19_001 * M  # at the ask
+    assert order_notional_nanos(market_buy, TOUCH) == 19_001 * UNIT  # at the ask
     market_sell = order(OrderType.MARKET, limit=0, side=Side.SELL)
-    assert order_notional_micros(market_sell, TOUCH) == 18_999 * M  # at the bid
-    one_sided = Touch(last_micros=150 * M)
-    assert order_notional_micros(market_buy, one_sided) == 15_000 * M
-    assert order_notional_micros(market_buy, TOUCH, quantity_micros=10 * M) == 1_900_100_000
+    assert order_notional_nanos(market_sell, TOUCH) == 18_999 * UNIT  # at the bid
+    one_sided = Touch(last_nanos=150 * UNIT)
+    assert order_notional_nanos(market_buy, one_sided) == 15_000 * UNIT
+    assert order_notional_nanos(market_buy, TOUCH, quantity_nanos=10 * UNIT) == 1_900_100_000_000
 
 
 def test_notional_rounds_up() -> None:
-    assert notional_micros(1, 1) == 1  # 1e-12 rounds up to a micro
-    assert notional_micros(M, 1) == 1
-    assert notional_micros(0, 190 * M) == 0
+    assert notional_nanos(1, 1) == 1  # 1e-18 rounds up to a nano
+    assert notional_nanos(UNIT, 1) == 1
+    assert notional_nanos(0, 190 * UNIT) == 0
 
 
 def test_us_equity_hours_in_new_york_time() -> None:
@@ -184,7 +189,7 @@ def test_always_open_and_custom_hours() -> None:
 
 def test_reference_data_overrides_and_listing() -> None:
     listed = InstrumentKey("NASDAQ", "HALT")
-    halted = InstrumentRules(CENT, M, halted=True)
+    halted = InstrumentRules(CENT, UNIT, halted=True)
     reference = ReferenceData(DEFAULT_REFERENCE.exchanges, {listed: halted})
     assert reference.rules_for(listed) is halted
     assert reference.is_listed(listed)

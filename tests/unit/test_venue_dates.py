@@ -24,13 +24,12 @@ from feedhandlers.replay import ReplayPace, itch_file_date, itch_file_records
 from feedhandlers.simulator.itch_feed import add_order, stock_directory, system_event
 from feedhandlers.venues.coinbase.parse import CoinbaseParser
 from feedhandlers.venues.itch.parse import ItchParser
-from financial.marketdata.v1.prices_pb2 import PriceUpdate
 from gateway.core.quotes import TradingDays
 from gateway.service.convert import decode_update
 from marketcore.normalization import RejectReason
 from marketcore.ticks import Tick, TickProblem, check_tick
 from marketcore.trading_calendar import TimeOfDayClock, trade_date_text
-from tests.support import ListSink
+from tests.support import ListSink, price_update
 from tickwriter.decode import decode_tick
 from tickwriter.errors import RecordRejected
 from tickwriter.rows import tick_trade_date
@@ -172,7 +171,7 @@ _RECEIVED = utc_ns("2024-06-15T14:00:00")
     ],
 )
 def test_a_venue_time_far_from_the_receipt_is_refused(event_ns: int, refused: bool) -> None:
-    tick = Tick("NASDAQ", "AAPL", bid_micros=1, event_time_ns=event_ns, received_time_ns=_RECEIVED)
+    tick = Tick("NASDAQ", "AAPL", bid_nanos=1, event_time_ns=event_ns, received_time_ns=_RECEIVED)
     rejection = check_tick(tick)
     if refused:
         assert rejection is not None
@@ -198,10 +197,10 @@ def test_the_feed_handler_counts_a_misdated_tick_and_sends_nothing() -> None:
 
 def test_the_tick_writer_and_the_gateway_refuse_a_misdated_tick() -> None:
     # a tick produced by a handler that dated it a day early (the frozen ITCH date)
-    update = PriceUpdate(
+    update = price_update(
         exchange="NASDAQ",
         symbol="AAPL",
-        bid_micros=1,
+        bid_nanos=1,
         event_time_ns=_RECEIVED - 24 * HOUR,
         received_time_ns=_RECEIVED,
     )

@@ -7,7 +7,7 @@ from marketcore.instruments import InstrumentKey
 from marketcore.trading import lifecycle
 from marketcore.trading.model import Order, OrderSpec, OrderType, Side, TimeInForce
 
-M = 1_000_000  # one share (or coin, or dollar) in micros
+UNIT = 1_000_000_000  # one share (or coin, or dollar) in nanos (1e-9)
 TRADE_DATE = "2026-11-20"
 
 
@@ -15,7 +15,7 @@ def order_spec(
     order_id: str = "o-1",
     side: Side = Side.BUY,
     order_type: OrderType = OrderType.MARKET,
-    quantity: int = 100 * M,
+    quantity: int = 100 * UNIT,
     limit: int = 0,
     stop: int = 0,
     *,

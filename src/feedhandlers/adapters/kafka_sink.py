@@ -3,11 +3,13 @@
 Producer settings come from ``marketinfra.kafka.make_producer`` (acks=all, idempotence,
 lz4, ``KAFKA_LINGER_MS``, murmur2 keys). On top of that:
 
-- No Python callback for successful deliveries (``delivery.report.only.error``): a
-  success costs nothing in Python. Failed deliveries are counted by error code and
-  logged (the first few, then one in ``_LOG_EVERY``), never dropped silently.
-- Produce latency comes from librdkafka's own latency windows (``stats_cb``, once per
-  ``statistics.interval.ms``): queue wait + request queue wait + broker round trip.
+- Every delivery report comes back to Python (served by ``poll``): a success gives its
+  produce-to-acknowledgement latency (``Message.latency()``) to ``observe_latency`` (the
+  feed handler's histogram); that costs about 0.4 us of CPU per record, measured against
+  ``delivery.report.only.error`` on 300k records. Failed deliveries are counted by error
+  code and logged (the first few, then one in ``_LOG_EVERY``), never dropped silently.
+- librdkafka statistics (``stats_cb``, once per ``statistics.interval.ms``) say how many
+  brokers the producer is connected to (``brokers_up``): the feed handler's readiness.
 
 Buffer policy, when Kafka is slow or down (the handler keeps reading the venue):
 
@@ -37,7 +39,7 @@ import orjson
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from marketinfra.kafka import ConfigValue, make_producer
+from marketinfra.kafka import ConfigValue, brokers_up, make_producer
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -77,6 +79,7 @@ class KafkaTickSink:
         wait_when_full: bool = False,
         clock: Callable[[], float] = time.monotonic,
         producer_factory: ProducerFactory = make_producer,
+        observe_latency: Callable[[float], None] | None = None,
     ) -> None:
         """``wait_when_full``: for replays and backfills, which are not live: when the queue
         is full, wait for Kafka instead of conflating (nothing is dropped, the replay slows)."""
@@ -90,15 +93,16 @@ class KafkaTickSink:
         self.dropped: Counter[str] = Counter()
         self.delivery_errors: Counter[str] = Counter()
         self.fatal_error: str | None = None
-        # produce latency, seconds, by quantile, from the latest statistics window
-        self.latency_s: dict[str, float] = {}
+        self._observe_latency = observe_latency
+        # brokers connected in the latest statistics (None: no statistics yet)
+        self.brokers_up: int | None = None
         self.producer: ProducerPort = producer_factory(
             settings,
             {
                 "queue.buffering.max.messages": buffer_max_messages,
                 "queue.buffering.max.kbytes": buffer_max_kbytes,
-                "delivery.report.only.error": True,
-                "on_delivery": self._on_delivery_error,
+                "delivery.report.only.error": False,
+                "on_delivery": self._on_delivery,
                 "error_cb": self._on_client_error,
                 "statistics.interval.ms": stats_interval_ms,
                 "stats_cb": self._on_stats,
@@ -190,8 +194,11 @@ class KafkaTickSink:
 
     # --- librdkafka callbacks (served by poll/flush, on this thread) --------------------
 
-    def _on_delivery_error(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:  # not expected with delivery.report.only.error; harmless
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            latency_s = message.latency()
+            if latency_s is not None and self._observe_latency is not None:
+                self._observe_latency(latency_s)
             return
         self._count_failure(error.name(), error.str(), key=message.key())
 
@@ -217,31 +224,4 @@ class KafkaTickSink:
             self.fatal_error = f"{error.name()}: {error.str()}"
 
     def _on_stats(self, stats_json: str) -> None:
-        self.latency_s = produce_latency_from_stats(orjson.loads(stats_json))
-
-
-_QUANTILES = {"0.5": "p50", "0.99": "p99"}
-_WINDOWS = ("int_latency", "outbuf_latency", "rtt")
-
-
-def produce_latency_from_stats(stats: dict[str, object]) -> dict[str, float]:
-    """Produce latency (s) by quantile from one librdkafka statistics object.
-
-    Per broker, the sum of the window quantiles of the three stages a record goes through
-    (producer queue, request queue, round trip); across brokers, the largest. A sum of
-    quantiles is an estimate (an upper bound for p99), which is what a dashboard needs.
-    """
-    result: dict[str, float] = {}
-    brokers = stats.get("brokers")
-    if not isinstance(brokers, dict):
-        return result
-    for broker in brokers.values():
-        if not isinstance(broker, dict) or broker.get("nodeid", -1) == -1:
-            continue  # the bootstrap placeholder, not a real broker
-        windows = [broker.get(name) for name in _WINDOWS]
-        if not all(isinstance(window, dict) and window.get("cnt") for window in windows):
-            continue
-        for quantile, key in _QUANTILES.items():
-            total_us = sum(int(window[key]) for window in windows if isinstance(window, dict))
-            result[quantile] = max(result.get(quantile, 0.0), total_us / 1e6)
-    return result
+        self.brokers_up = brokers_up(orjson.loads(stats_json))

@@ -5,21 +5,27 @@ Written from Coinbase's documented message shapes, independently of our parser (
 protocol handling, not one module against itself.
 
 Per product: a random-walk quote (``walk.QuoteWalk``), a ladder of ``levels`` price levels
-per side, trades at the bid or the ask. Each event is either a book move (``l2update``
-with the changed levels) or a trade (``match`` then ``ticker``). ``truth`` is the top of
-book the feed last published per product, for tests to compare with what came out.
+per side, trades at the bid or the ask. Products quoted in a coin (``ADA-BTC``, ``GRT-ETH``)
+are priced and sized like the real ones: eight decimals, starting at 0.00002288, so the whole
+pipeline sees prices and sizes finer than a micro. Each event is either a book move
+(``l2update`` with the changed levels) or a trade (``match`` then ``ticker``). ``truth`` is
+the top of book the feed last published per product, for tests to compare with what came out.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from feedhandlers.simulator.walk import Quote, QuoteWalk, ladder
 
 _TRADE_SHARE = 0.3
+_COIN_QUOTES = ("BTC", "ETH")
+# 0.00002288 at eight decimals: where Kraken's ADA/XBT trades (0.000022910 bid in our capture)
+_COIN_START_TICKS = 2288
 
 
 def decimal_text(units: int, decimals: int) -> str:
@@ -47,6 +53,7 @@ class SimProduct:
     last_ticks: int = 0
     last_lots: int = 0
     volume_lots: int = 0
+    lot_scale: int = 1  # random sizes are multiplied by this (coin-quoted: 0.001 to 50 units)
 
 
 class CoinbaseFeed:
@@ -57,15 +64,27 @@ class CoinbaseFeed:
         self.levels = levels
         self.products: dict[str, SimProduct] = {}
         for index, product_id in enumerate(product_ids):
-            walk = QuoteWalk(bid_ticks=start_ticks + 100 * index)
-            product = SimProduct(product_id, walk)
-            product.bids, product.asks = ladder(walk.quote(), levels, self._size)
+            if product_id.upper().endswith(tuple(f"-{coin}" for coin in _COIN_QUOTES)):
+                walk = QuoteWalk(bid_ticks=_COIN_START_TICKS + 100 * index)
+                product = SimProduct(
+                    product_id, walk, price_decimals=8, size_decimals=8, lot_scale=100_000
+                )
+            else:
+                walk = QuoteWalk(bid_ticks=start_ticks + 100 * index)
+                product = SimProduct(product_id, walk)
+            product.bids, product.asks = ladder(walk.quote(), levels, self._sizer(product))
             self.products[product_id] = product
         # product id -> (best bid text, best ask text) as last published
         self.truth: dict[str, tuple[str, str]] = {}
 
-    def _size(self, _price_ticks: int) -> int:
-        return self._random.randint(1, 50_000)
+    def _lots(self, product: SimProduct, most: int) -> int:
+        # coin-quoted sizes keep odd last digits, so some are finer than a micro
+        scale = product.lot_scale
+        lots = self._random.randint(1, most)
+        return lots if scale == 1 else lots * scale + self._random.randrange(scale)
+
+    def _sizer(self, product: SimProduct) -> Callable[[int], int]:
+        return lambda _price_ticks: self._lots(product, 50_000)
 
     def _text(self, product: SimProduct, ticks: int) -> str:
         return decimal_text(ticks, product.price_decimals)
@@ -130,7 +149,7 @@ class CoinbaseFeed:
 
     def _book_move(self, product: SimProduct, now_ns: int) -> str:
         quote: Quote = product.walk.step(self._random.random)
-        bids, asks = ladder(quote, self.levels, self._size)
+        bids, asks = ladder(quote, self.levels, self._sizer(product))
         changes: list[list[str]] = []
         for side, old, new in (("buy", product.bids, bids), ("sell", product.asks, asks)):
             for price in sorted(old.keys() - new.keys()):
@@ -154,7 +173,7 @@ class CoinbaseFeed:
     def _trade(self, product: SimProduct, now_ns: int) -> list[tuple[str, str]]:
         buy = self._random.random() < 0.5
         price = min(product.asks) if buy else max(product.bids)
-        lots = self._random.randint(1, 5_000)
+        lots = self._lots(product, 5_000)
         product.sequence += 1
         product.trade_id += 1
         product.last_ticks, product.last_lots = price, lots

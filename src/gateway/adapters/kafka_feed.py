@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+import orjson
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -25,7 +26,7 @@ from gateway import metrics
 from gateway.core.updates import FeedUpdate
 from gateway.errors import FeedError
 from gateway.service.convert import decode_update
-from marketinfra.kafka import make_consumer
+from marketinfra.kafka import brokers_up, make_consumer
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -61,13 +62,19 @@ class KafkaFeed:
         self._consumer: Consumer | None = None
         self.crashed: BaseException | None = None
         self.partitions = 0
+        self._brokers_up: int | None = None  # from librdkafka statistics; None: none yet
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Assign every partition at its current end (blocking), then read on a thread."""
         consumer = make_consumer(
             self._settings,
             f"gateway-{uuid.uuid4().hex[:12]}",  # required by librdkafka; never joined
-            {"enable.partition.eof": False, "fetch.wait.max.ms": 10},
+            {
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 10,
+                "statistics.interval.ms": 1000,
+                "stats_cb": self._on_stats,
+            },
         )
         try:
             assignment = self._assignment(consumer, timeout_s)
@@ -121,6 +128,15 @@ class KafkaFeed:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        """A broker connected in the latest statistics (before the first: positioning the
+        feed at start, which needed the brokers, succeeded)."""
+        return self.alive and self._brokers_up != 0
+
+    def _on_stats(self, stats_json: str) -> None:  # on the feed thread, inside consume()
+        self._brokers_up = brokers_up(orjson.loads(stats_json))
 
     def _run(self) -> None:
         consumer = self._consumer

@@ -17,6 +17,7 @@ from cassandra.query import PreparedStatement
 from gateway.core.quotes import DayBar
 from gateway.errors import QuoteStoreError
 from marketcore.instruments import InstrumentKey
+from marketinfra.bar_cells import low_value_of, value_of
 from marketinfra.cassandra import Consistency, prepare
 
 
@@ -26,7 +27,7 @@ class CassandraQuoteStore:
         self._timeout_s = timeout_s
         self._bars = prepare(
             session,
-            "SELECT trade_date, open_micros, high_micros, low_micros, close_micros, "
+            "SELECT trade_date, open, high, low, close, "
             f"first_event_ns, last_event_ns FROM {keyspace}.daily_bars "
             "WHERE exchange = ? AND symbol = ? LIMIT ?",
             Consistency.READ,
@@ -43,10 +44,10 @@ class CassandraQuoteStore:
         return [
             DayBar(
                 trade_date=row.trade_date,
-                open_micros=row.open_micros or 0,
-                high_micros=row.high_micros or 0,
-                low_micros=row.low_micros or 0,
-                close_micros=row.close_micros or 0,
+                open_nanos=value_of(row.open),
+                high_nanos=value_of(row.high),
+                low_nanos=low_value_of(row.low),
+                close_nanos=value_of(row.close),
                 first_event_ns=row.first_event_ns or 0,
                 last_event_ns=row.last_event_ns or 0,
             )

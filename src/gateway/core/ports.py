@@ -33,3 +33,8 @@ class Feed(Protocol):
 
     @property
     def crashed(self) -> BaseException | None: ...
+
+    @property
+    def connected(self) -> bool:
+        """Reaches its source (Kafka: a broker connected, in the latest statistics)."""
+        ...

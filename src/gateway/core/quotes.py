@@ -6,7 +6,7 @@
   feed replay or the snapshot-to-live hand-over.
 - **Day.** The trading day is ``marketcore.trading_calendar.trade_date`` of the tick's event
   time (venue time zone), the rule the tick writer uses for ``daily_bars``. Open is the
-  earliest event's price, close the latest, high and low the extremes (``day_price_micros``).
+  earliest event's price, close the latest, high and low the extremes (``day_price_nanos``).
 - **Completeness.** Memory has seen every tick of a day only if the gateway started before
   that day began. For the day the gateway started in, the bar is merged once with the stored
   ``daily_bars`` row (``merge_stored``); merging is order-independent and idempotent. The
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.core.subscriptions import QuoteQuery, Subscription
-from gateway.core.updates import FeedUpdate, day_price_micros, is_newer
+from gateway.core.updates import FeedUpdate, day_price_nanos, is_newer
 from marketcore.instruments import InstrumentKey
 from marketcore.trading_calendar import trade_date, venue_time_zone
 
@@ -29,10 +29,10 @@ NANOS_PER_SECOND = 1_000_000_000
 @dataclass(frozen=True, slots=True)
 class DayBar:
     trade_date: str  # YYYY-MM-DD
-    open_micros: int
-    high_micros: int
-    low_micros: int
-    close_micros: int
+    open_nanos: int
+    high_nanos: int
+    low_nanos: int
+    close_nanos: int
     first_event_ns: int
     last_event_ns: int
 
@@ -43,14 +43,14 @@ def merge_bars(existing: DayBar | None, new: DayBar) -> DayBar:
     if existing is None:
         return new
     # ties on event time keep the larger price, as the tick writer's daily_bars do
-    opener = min((existing, new), key=lambda bar: (bar.first_event_ns, -bar.open_micros))
-    closer = max((existing, new), key=lambda bar: (bar.last_event_ns, bar.close_micros))
+    opener = min((existing, new), key=lambda bar: (bar.first_event_ns, -bar.open_nanos))
+    closer = max((existing, new), key=lambda bar: (bar.last_event_ns, bar.close_nanos))
     return DayBar(
         trade_date=new.trade_date,
-        open_micros=opener.open_micros,
-        high_micros=max(existing.high_micros, new.high_micros),
-        low_micros=min(existing.low_micros, new.low_micros),
-        close_micros=closer.close_micros,
+        open_nanos=opener.open_nanos,
+        high_nanos=max(existing.high_nanos, new.high_nanos),
+        low_nanos=min(existing.low_nanos, new.low_nanos),
+        close_nanos=closer.close_nanos,
         first_event_ns=opener.first_event_ns,
         last_event_ns=closer.last_event_ns,
     )
@@ -61,9 +61,9 @@ def extend_bar(bar: DayBar, price: int, event_ns: int) -> DayBar:
     ``bar`` (the feed's usual case), without building the tick's bar or comparing openers."""
     return DayBar(
         bar.trade_date,
-        bar.open_micros,
-        price if price > bar.high_micros else bar.high_micros,
-        price if price < bar.low_micros else bar.low_micros,
+        bar.open_nanos,
+        price if price > bar.high_nanos else bar.high_nanos,
+        price if price < bar.low_nanos else bar.low_nanos,
         price,
         bar.first_event_ns,
         event_ns,
@@ -76,7 +76,7 @@ class Quote:
 
     latest: FeedUpdate
     bar: DayBar | None
-    prev_close_micros: int  # 0: unknown
+    prev_close_nanos: int  # 0: unknown
     trade_date: str
 
 
@@ -120,7 +120,7 @@ class _Entry:
     latest: FeedUpdate
     bar: DayBar | None = None
     bar_complete: bool = False
-    prev_close_micros: int = 0
+    prev_close_nanos: int = 0
     store_merged_date: str = ""
 
 
@@ -149,7 +149,7 @@ class QuoteBook:
         return fresh
 
     def _fold_day(self, entry: _Entry, update: FeedUpdate) -> None:
-        price = day_price_micros(update.tick)
+        price = day_price_nanos(update.tick)
         if price <= 0:
             return
         at = update.event_ns
@@ -164,7 +164,7 @@ class QuoteBook:
                 entry.bar_complete = self._started_before(update.key.exchange, day)
             entry.bar = merge_bars(current, bar)
         elif day > current.trade_date:  # a new trading day for this instrument
-            entry.prev_close_micros = current.close_micros if entry.bar_complete else 0
+            entry.prev_close_nanos = current.close_nanos if entry.bar_complete else 0
             entry.bar = bar
             entry.bar_complete = self._started_before(update.key.exchange, day)
         # else: a late tick of an earlier day; that day is no longer served from memory
@@ -218,12 +218,12 @@ class QuoteBook:
         if not day:
             day = self._days.of(entry.latest.key.exchange, entry.latest.event_ns)
         needs_store = entry.store_merged_date != day and (
-            not entry.bar_complete or entry.prev_close_micros == 0
+            not entry.bar_complete or entry.prev_close_nanos == 0
         )
-        return MemoryQuote(Quote(entry.latest, bar, entry.prev_close_micros, day), needs_store)
+        return MemoryQuote(Quote(entry.latest, bar, entry.prev_close_nanos, day), needs_store)
 
     def merge_stored(
-        self, key: InstrumentKey, day: str, stored: DayBar | None, previous_close_micros: int
+        self, key: InstrumentKey, day: str, stored: DayBar | None, previous_close_nanos: int
     ) -> None:
         """Merge the store's bar of ``day`` (and the previous close) into memory, once per day.
         Ignored when memory has moved on to another day meanwhile."""
@@ -236,8 +236,8 @@ class QuoteBook:
             return
         if stored is not None and stored.trade_date == day:
             entry.bar = merge_bars(bar, stored) if bar is not None else stored
-        if entry.prev_close_micros == 0:
-            entry.prev_close_micros = previous_close_micros
+        if entry.prev_close_nanos == 0:
+            entry.prev_close_nanos = previous_close_nanos
         entry.bar_complete = True
         entry.store_merged_date = day
 

@@ -42,11 +42,11 @@ def is_newer(update: FeedUpdate, current: FeedUpdate) -> bool:
     return True
 
 
-def day_price_micros(tick: Tick) -> int:
+def day_price_nanos(tick: Tick) -> int:
     """The price a tick contributes to the day's bar: the last trade, else the mid of a two-sided
     quote, else 0 (none). The tick writer's ``daily_bars`` use the same rule."""
-    if tick.last_micros > 0:
-        return tick.last_micros
-    if tick.bid_micros > 0 and tick.ask_micros > 0:
-        return (tick.bid_micros + tick.ask_micros) // 2
+    if tick.last_nanos > 0:
+        return tick.last_nanos
+    if tick.bid_nanos > 0 and tick.ask_nanos > 0:
+        return (tick.bid_nanos + tick.ask_nanos) // 2
     return 0

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 
-from financial.marketdata.v1.prices_pb2 import (
+from financial.marketdata.v2.prices_pb2 import (
     PriceSubscription,
     PriceUpdate,
     QuoteRequest,
@@ -36,6 +36,7 @@ from gateway.core.subscriptions import (
 from gateway.core.updates import FeedUpdate
 from marketcore.instruments import InstrumentKey, InvalidInstrumentError
 from marketcore.ticks import check_tick
+from marketinfra.decimal_codec import MalformedDecimalError, set_decimal
 from marketinfra.tick_codec import tick_from_proto
 
 _BATCH_UPDATES_TAG = bytes(((1 << 3) | 2,))  # PriceUpdateBatch.updates, length-delimited
@@ -88,14 +89,18 @@ def stamped_batch(payloads: Sequence[bytes], first_sequence: int, send_time_ns: 
 
 def decode_update(payload: bytes | None) -> FeedUpdate | str:
     """A Kafka value (or stored blob) as a FeedUpdate, or the reason it cannot be served:
-    ``empty``, ``undecodable``, or the ``marketcore.ticks`` problem (the tick writer's rules)."""
+    ``empty``, ``undecodable``, ``malformed_decimal``, or the ``marketcore.ticks`` problem (the
+    tick writer's rules)."""
     if not payload:
         return "empty"
     try:
         message = PriceUpdate.FromString(payload)
     except DecodeError:
         return "undecodable"
-    tick = tick_from_proto(message)
+    try:
+        tick = tick_from_proto(message)
+    except MalformedDecimalError:
+        return "malformed_decimal"
     rejection = check_tick(tick)
     if rejection is not None:
         return str(rejection.problem)
@@ -127,13 +132,13 @@ def quote_query_from_proto(request: QuoteRequest) -> QuoteQuery | Invalid:
 def quote_response(quote: Quote, *, from_store: bool) -> QuoteResponse:
     response = QuoteResponse(
         latest=PriceUpdate.FromString(quote.latest.payload),
-        prev_close_micros=quote.prev_close_micros,
         trade_date=quote.trade_date,
         source=QuoteSource.QUOTE_SOURCE_STORE if from_store else QuoteSource.QUOTE_SOURCE_MEMORY,
     )
+    set_decimal(response.prev_close, quote.prev_close_nanos)
     bar = quote.bar
     if bar is not None:
-        response.open_micros = bar.open_micros
-        response.day_high_micros = bar.high_micros
-        response.day_low_micros = bar.low_micros
+        set_decimal(response.open, bar.open_nanos)
+        set_decimal(response.day_high, bar.high_nanos)
+        set_decimal(response.day_low, bar.low_nanos)
     return response

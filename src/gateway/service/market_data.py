@@ -25,8 +25,8 @@ from typing import Any, Protocol, TypeAlias
 import grpc
 import structlog
 
-from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
-from financial.marketdata.v1.prices_pb2 import PriceSubscription, QuoteRequest, QuoteResponse
+from financial.marketdata.v2.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
+from financial.marketdata.v2.prices_pb2 import PriceSubscription, QuoteRequest, QuoteResponse
 from gateway import metrics
 from gateway.core.fanout import ShapeGroup, Subscriber
 from gateway.core.subscriptions import Invalid, Subscription, SubscriptionLimits

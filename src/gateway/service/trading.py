@@ -3,9 +3,10 @@
 Status codes describe the call; business outcomes are replies:
 
 - a request that is not an order or a cancel at all (undecodable bytes, no order id, no symbol,
-  unknown side/type/time-in-force numbers, a LiveTrading message that is not ``new_order`` or
-  ``cancel``): INVALID_ARGUMENT. SubmitOrders checks the whole batch first, so a batch with a
-  malformed order places nothing;
+  unknown side/type/time-in-force numbers, a quantity or price that is not a canonical
+  ``Decimal``: nanos beyond +-999,999,999 or of the other sign than the units, a LiveTrading
+  message that is not ``new_order`` or ``cancel``): INVALID_ARGUMENT. SubmitOrders checks the
+  whole batch first, so a batch with a malformed order places nothing;
 - a rejected order: an ``OrderResult`` / ``OrderStatusUpdate`` with status REJECTED and the
   reason; a refused cancel or a reused order id: a ``RequestReject``;
 - the trading log cannot be written: UNAVAILABLE (the outcome of the last orders is unknown;
@@ -30,7 +31,7 @@ from typing import Any, NoReturn, TypeAlias
 import grpc
 import structlog
 
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2.orders_pb2 import (
     OrderBatchSummary,
     OrderRequest,
     OrderResult,

@@ -1,17 +1,19 @@
 """Trading messages at the edge: proto to the order core and back, and the Kafka records.
 
 Structural checks live here: a request that cannot be an order at all (no usable order id, no
-symbol, an unknown side/type/time-in-force number) is a malformed request (INVALID_ARGUMENT),
-not an order; everything else reaches the order core, which rejects with a reason.
+symbol, an unknown side/type/time-in-force number, a quantity or price that is not a canonical
+``Decimal``) is a malformed request (INVALID_ARGUMENT), not an order; everything else reaches
+the order core, which rejects with a reason. A zero value is written as an unset field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from financial.marketdata.v1 import common_pb2 as common
-from financial.marketdata.v1 import orders_pb2 as orders
-from financial.marketdata.v1.orders_pb2 import (
+from financial.marketdata.v2 import common_pb2 as common
+from financial.marketdata.v2 import orders_pb2 as orders
+from financial.marketdata.v2.common_pb2 import Decimal
+from financial.marketdata.v2.orders_pb2 import (
     ExecutionReport,
     OrderCancelRequest,
     OrderRequest,
@@ -39,7 +41,8 @@ from marketcore.trading.model import (
     Side,
     TimeInForce,
 )
-from marketcore.trading.positions import MICROS, Position
+from marketcore.trading.positions import NANOS, Position
+from marketinfra.decimal_codec import MalformedDecimalError, decimal_nanos, to_decimal
 
 MAX_ORDER_ID_LENGTH = 64
 
@@ -66,6 +69,19 @@ class TradingTopics:
     orders: str
     trades: str
     positions: str
+
+
+def _exact_fields(where: str, *fields: tuple[str, Decimal]) -> list[int] | Malformed:
+    """The fields' exact values in nanos, or which one is not a canonical ``Decimal`` (the one
+    value of int64 units with no positive counterpart, -2^63, included: it is beyond the
+    range the domain carries, so it could never be recorded back)."""
+    values: list[int] = []
+    for name, value in fields:
+        try:
+            values.append(decimal_nanos(value))
+        except MalformedDecimalError as exc:
+            return Malformed(f"{where}: {name} is {exc}")
+    return values
 
 
 def _reason(rejection: Rejection | None) -> common.RejectReason.ValueType:
@@ -105,6 +121,15 @@ def spec_from_proto(request: OrderRequest, caller: str) -> OrderSpec | Malformed
         time_in_force = TimeInForce(request.time_in_force or TimeInForce.DAY)
     except ValueError:
         return Malformed(f"{where}: unknown time_in_force {request.time_in_force}")
+    exact = _exact_fields(
+        where,
+        ("quantity", request.quantity),
+        ("limit_price", request.limit_price),
+        ("stop_price", request.stop_price),
+    )
+    if isinstance(exact, Malformed):
+        return exact
+    quantity, limit_price, stop_price = exact
     return OrderSpec(
         order_id=request.order_id,
         account_id=request.account_id or caller,
@@ -112,9 +137,9 @@ def spec_from_proto(request: OrderRequest, caller: str) -> OrderSpec | Malformed
         exchange=request.exchange,
         side=side,
         order_type=order_type,
-        quantity_micros=request.quantity_micros,
-        limit_price_micros=request.limit_price_micros,
-        stop_price_micros=request.stop_price_micros,
+        quantity_nanos=quantity,
+        limit_price_nanos=limit_price,
+        stop_price_nanos=stop_price,
         time_in_force=time_in_force,
         client_time_ns=request.client_time_ns,
     )
@@ -134,13 +159,13 @@ def request_to_proto(spec: OrderSpec) -> OrderRequest:
         order_id=spec.order_id,
         symbol=spec.symbol,
         side=common.Side.ValueType(spec.side),
-        quantity_micros=spec.quantity_micros,
-        limit_price_micros=spec.limit_price_micros,
+        quantity=to_decimal(spec.quantity_nanos),
+        limit_price=to_decimal(spec.limit_price_nanos),
         order_type=common.OrderType.ValueType(spec.order_type),
         client_time_ns=spec.client_time_ns,
         account_id=spec.account_id,
         exchange=spec.exchange,
-        stop_price_micros=spec.stop_price_micros,
+        stop_price=to_decimal(spec.stop_price_nanos),
         time_in_force=common.TimeInForce.ValueType(spec.time_in_force),
     )
 
@@ -159,11 +184,11 @@ def order_status(
     return OrderStatusUpdate(
         order_id=order.order_id,
         status=common.OrderStatus.ValueType(order.status),
-        remaining_quantity_micros=order.remaining_micros,
+        remaining_quantity=to_decimal(order.remaining_nanos),
         account_id=order.account_id,
         symbol=order.spec.symbol,
         exchange=order.key.exchange if order.key is not None else order.spec.exchange,
-        filled_quantity_micros=order.filled_micros,
+        filled_quantity=to_decimal(order.filled_nanos),
         reject_reason=_reason(reject),
         text=text or (reject.detail if reject else ""),
         event_time_ns=time_ns,
@@ -181,16 +206,15 @@ def execution_report(event: Executed) -> ExecutionReport:
     return ExecutionReport(
         execution_id=event.execution_id,
         order_id=order.order_id,
-        fill_price_micros=event.price_micros,
-        fill_quantity_micros=event.quantity_micros,
+        fill_price=to_decimal(event.price_nanos),
+        fill_quantity=to_decimal(event.quantity_nanos),
         execution_time_ns=event.time_ns,
         account_id=order.account_id,
         symbol=order.spec.symbol,
         exchange=order.key.exchange if order.key is not None else "",
         side=common.Side.ValueType(order.spec.side),
-        cumulative_quantity_micros=order.filled_micros,
-        remaining_quantity_micros=order.remaining_micros,
-        fees_micros=0,
+        cumulative_quantity=to_decimal(order.filled_nanos),
+        remaining_quantity=to_decimal(order.remaining_nanos),
         venue=event.venue,
         order_event_sequence=order.event_sequence,
     )
@@ -198,17 +222,17 @@ def execution_report(event: Executed) -> ExecutionReport:
 
 def position_update(event: PositionChanged) -> PositionUpdate:
     position = event.position
-    cost, realized = position.cost_micros, position.realized_pnl_micros
+    cost, realized = position.cost_nanos, position.realized_pnl_nanos
     return PositionUpdate(
         account_id=position.account_id,
         symbol=position.symbol,
-        net_quantity_micros=position.net_micros,
-        cost_micros=cost,
-        realized_pnl_micros=realized,
+        net_quantity=to_decimal(position.net_nanos),
+        cost=to_decimal(cost),
+        realized_pnl=to_decimal(realized),
         update_time_ns=event.time_ns,
         sequence=position.sequence,
-        cost_sub_micros=position.cost_exact - cost * MICROS,
-        realized_pnl_sub_micros=position.realized_exact - realized * MICROS,
+        cost_sub_nanos=position.cost_exact - cost * NANOS,
+        realized_pnl_sub_nanos=position.realized_exact - realized * NANOS,
     )
 
 
@@ -286,6 +310,10 @@ def order_from_status(update: OrderStatusUpdate) -> Order | Malformed:
         key = InstrumentKey(update.exchange, update.symbol) if update.exchange else None
     except (ValueError, InvalidInstrumentError) as exc:
         return Malformed(f"order {update.order_id}: {exc}")
+    exact = _exact_fields(f"order {update.order_id}", ("filled_quantity", update.filled_quantity))
+    if isinstance(exact, Malformed):
+        return exact
+    (filled,) = exact
     reject = None
     if status is OrderStatus.REJECTED:
         reject = Rejection(
@@ -296,7 +324,7 @@ def order_from_status(update: OrderStatusUpdate) -> Order | Malformed:
         key=key,
         status=status,
         event_sequence=update.event_sequence,
-        filled_micros=update.filled_quantity_micros,
+        filled_nanos=filled,
         fill_count=update.fill_count,
         stop_triggered=update.stop_triggered,
         trade_date=update.trade_date,
@@ -304,12 +332,30 @@ def order_from_status(update: OrderStatusUpdate) -> Order | Malformed:
     )
 
 
-def position_from_proto(update: PositionUpdate) -> Position:
+def position_from_proto(update: PositionUpdate) -> Position | Malformed:
+    """The exact position: each rounded value plus its remainder in 1e-18, which rounding
+    half to even keeps within half a nano (a record breaking that is not ours)."""
+    where = f"position {update.account_id}{KEY_SEPARATOR}{update.symbol}"
+    exact = _exact_fields(
+        where,
+        ("net_quantity", update.net_quantity),
+        ("cost", update.cost),
+        ("realized_pnl", update.realized_pnl),
+    )
+    if isinstance(exact, Malformed):
+        return exact
+    net, cost, realized = exact
+    for name, remainder in (
+        ("cost_sub_nanos", update.cost_sub_nanos),
+        ("realized_pnl_sub_nanos", update.realized_pnl_sub_nanos),
+    ):
+        if abs(remainder) > NANOS // 2:
+            return Malformed(f"{where}: {name} {remainder} is more than half a nano")
     return Position(
         account_id=update.account_id,
         symbol=update.symbol,
-        net_micros=update.net_quantity_micros,
-        cost_exact=update.cost_micros * MICROS + update.cost_sub_micros,
-        realized_exact=update.realized_pnl_micros * MICROS + update.realized_pnl_sub_micros,
+        net_nanos=net,
+        cost_exact=cost * NANOS + update.cost_sub_nanos,
+        realized_exact=realized * NANOS + update.realized_pnl_sub_nanos,
         sequence=update.sequence,
     )

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import structlog
 
-from financial.marketdata.v1.orders_pb2 import TradingMessage
+from financial.marketdata.v2.orders_pb2 import TradingMessage
 from gateway import metrics
 from gateway.core.updates import FeedUpdate
 from gateway.errors import JournalError
@@ -209,11 +209,11 @@ class TradingDesk:
         for update in updates:
             tick = update.tick
             touch = Touch(
-                tick.bid_micros,
-                tick.ask_micros,
-                tick.bid_size_micros,
-                tick.ask_size_micros,
-                tick.last_micros,
+                tick.bid_nanos,
+                tick.ask_nanos,
+                tick.bid_size_nanos,
+                tick.ask_size_nanos,
+                tick.last_nanos,
             )
             events.extend(manager.on_tick(update.key, touch, now_ns))
         if events:

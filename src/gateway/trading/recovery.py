@@ -23,7 +23,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from google.protobuf.message import DecodeError, Message
 
-from financial.marketdata.v1.orders_pb2 import OrderStatusUpdate, PositionUpdate
+from financial.marketdata.v2.orders_pb2 import OrderStatusUpdate, PositionUpdate
 from gateway.errors import JournalError
 from gateway.trading.convert import Malformed, order_from_status, position_from_proto
 from marketcore.trading.model import Order
@@ -71,7 +71,13 @@ def read_trading_state(
             log.error("recovery_order_skipped", order_id=update.order_id, problem=str(order))
             continue
         state.orders.append(order)
-    state.positions = [position_from_proto(update) for update in latest_positions.values()]
+    for position_update in latest_positions.values():
+        position = position_from_proto(position_update)
+        if isinstance(position, Malformed):
+            state.skipped += 1
+            log.error("recovery_position_skipped", problem=str(position))
+            continue
+        state.positions.append(position)
     return state
 
 

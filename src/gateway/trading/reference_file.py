@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from marketcore.fixed_point import NotRepresentableError, parse_micros
+from marketcore.fixed_point import NotRepresentableError, parse_nanos
 from marketcore.instruments import InstrumentKey, InvalidInstrumentError
 from marketcore.trading.rules import (
     ALWAYS_OPEN,
@@ -84,9 +84,9 @@ def _entries(raw: dict[str, Any], section: str, source: str) -> list[tuple[str, 
 def _rules(entry: dict[str, Any], base: InstrumentRules, where: str) -> InstrumentRules:
     rules = base
     if "tick" in entry:
-        rules = replace(rules, tick_micros=_positive_micros(entry["tick"], f"{where}.tick"))
+        rules = replace(rules, tick_nanos=_positive_nanos(entry["tick"], f"{where}.tick"))
     if "lot" in entry:
-        rules = replace(rules, lot_micros=_positive_micros(entry["lot"], f"{where}.lot"))
+        rules = replace(rules, lot_nanos=_positive_nanos(entry["lot"], f"{where}.lot"))
     if "hours" in entry:
         rules = replace(rules, hours=_hours(entry["hours"], f"{where}.hours"))
     if "halted" in entry:
@@ -96,16 +96,16 @@ def _rules(entry: dict[str, Any], base: InstrumentRules, where: str) -> Instrume
     return rules
 
 
-def _positive_micros(value: Any, where: str) -> int:
+def _positive_nanos(value: Any, where: str) -> int:
     if not isinstance(value, str):
         raise ConfigError(f'{where} must be a decimal string such as "0.01"')
     try:
-        micros = parse_micros(value)
+        nanos = parse_nanos(value)
     except NotRepresentableError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    if micros <= 0:
+    if nanos <= 0:
         raise ConfigError(f"{where} must be positive")
-    return micros
+    return nanos
 
 
 def _hours(value: Any, where: str) -> TradingHours:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn, TypeAlias
 
 import grpc
 
-from financial.marketdata.v1.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
+from financial.marketdata.v2.orders_pb2 import OrderBatchSummary, OrderRequest, TradingMessage
 from gateway.client import CANCEL_ON_DISCONNECT
 from gateway.security import CURRENT_ACCOUNT, RELAYED_ACCOUNT, SERVICE
 

@@ -19,7 +19,7 @@ from gateway.trading.desk import TradingDesk, TradingLog
 from gateway.trading.journal import KafkaJournal
 from gateway.trading.reference_file import load_reference
 from marketcore.trading.order_manager import OrderManager
-from marketcore.trading.rules import MICROS, RiskLimits
+from marketcore.trading.rules import NANOS, RiskLimits
 from marketcore.trading.simulated_venue import SimulatedVenue
 
 log = structlog.get_logger(__name__)
@@ -39,8 +39,8 @@ class Trading:
 
 def risk_limits(settings: GatewaySettings) -> RiskLimits:
     return RiskLimits(
-        max_order_notional_micros=settings.max_order_notional * MICROS,
-        max_open_notional_micros=settings.max_open_notional * MICROS,
+        max_order_notional_nanos=settings.max_order_notional * NANOS,
+        max_open_notional_nanos=settings.max_open_notional * NANOS,
         orders_per_second=settings.max_orders_per_second,
         order_burst=settings.order_burst,
         price_band_bps=settings.price_band_bps,

@@ -40,8 +40,8 @@ class OrderChanged:
 class Executed:
     execution_id: str
     order: Order  # after the fill
-    price_micros: int
-    quantity_micros: int
+    price_nanos: int
+    quantity_nanos: int
     time_ns: int
     venue: str
 

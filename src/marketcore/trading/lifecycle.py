@@ -34,20 +34,20 @@ def reject(spec: OrderSpec, rejection: Rejection, key: InstrumentKey | None = No
     return Order(spec, key, OrderStatus.REJECTED, event_sequence=1, reject=rejection)
 
 
-def fill(order: Order, quantity_micros: int) -> Order:
+def fill(order: Order, quantity_nanos: int) -> Order:
     _require_working(order, "fill")
-    if not 0 < quantity_micros <= order.remaining_micros:
+    if not 0 < quantity_nanos <= order.remaining_nanos:
         raise IllegalTransition(
-            f"{order.order_id}: fill of {quantity_micros} with {order.remaining_micros} remaining"
+            f"{order.order_id}: fill of {quantity_nanos} with {order.remaining_nanos} remaining"
         )
-    filled = order.filled_micros + quantity_micros
+    filled = order.filled_nanos + quantity_nanos
     status = (
-        OrderStatus.FILLED if filled == order.spec.quantity_micros else OrderStatus.PARTIALLY_FILLED
+        OrderStatus.FILLED if filled == order.spec.quantity_nanos else OrderStatus.PARTIALLY_FILLED
     )
     return replace(
         order,
         status=status,
-        filled_micros=filled,
+        filled_nanos=filled,
         fill_count=order.fill_count + 1,
         event_sequence=order.event_sequence + 1,
     )

@@ -1,7 +1,7 @@
 """Orders as the trading core sees them. Pure: frozen dataclasses, integers, no I/O.
 
-Quantities and prices are micro-units (``*_micros``), as on the wire. Enum values equal the
-``financial.marketdata.v1`` enum numbers, so the edge converts by value.
+Quantities and prices are nano-units (``*_nanos``, 1e-9: ``marketcore.fixed_point``). Enum
+values equal the ``financial.marketdata.v2`` enum numbers, so the edge converts by value.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ class OrderSpec:
     exchange: str
     side: Side
     order_type: OrderType
-    quantity_micros: int
-    limit_price_micros: int = 0
-    stop_price_micros: int = 0
+    quantity_nanos: int
+    limit_price_nanos: int = 0
+    stop_price_nanos: int = 0
     time_in_force: TimeInForce = TimeInForce.DAY
     client_time_ns: int = 0
 
@@ -110,9 +110,9 @@ class OrderSpec:
             self.exchange,
             self.side,
             self.order_type,
-            self.quantity_micros,
-            self.limit_price_micros,
-            self.stop_price_micros,
+            self.quantity_nanos,
+            self.limit_price_nanos,
+            self.stop_price_nanos,
             self.time_in_force,
         ) == (
             other.order_id,
@@ -121,9 +121,9 @@ class OrderSpec:
             other.exchange,
             other.side,
             other.order_type,
-            other.quantity_micros,
-            other.limit_price_micros,
-            other.stop_price_micros,
+            other.quantity_nanos,
+            other.limit_price_nanos,
+            other.stop_price_nanos,
             other.time_in_force,
         )
 
@@ -142,7 +142,7 @@ class Order:
     key: InstrumentKey | None  # resolved instrument; None only for a rejected order
     status: OrderStatus
     event_sequence: int
-    filled_micros: int = 0
+    filled_nanos: int = 0
     fill_count: int = 0  # executions so far: the next execution id is order_id-(count+1)
     stop_triggered: bool = False
     trade_date: str = ""  # the trading day it was accepted on (DAY orders expire after it)
@@ -161,10 +161,10 @@ class Order:
         return (self.spec.account_id, self.spec.order_id)
 
     @property
-    def remaining_micros(self) -> int:
+    def remaining_nanos(self) -> int:
         if self.status.is_final:
             return 0
-        return self.spec.quantity_micros - self.filled_micros
+        return self.spec.quantity_nanos - self.filled_nanos
 
     @property
     def is_working(self) -> bool:
@@ -176,23 +176,23 @@ class Touch:
     """An instrument's current top of book and latest trade price, which orders execute
     against and stops trigger from."""
 
-    bid_micros: int = 0
-    ask_micros: int = 0
-    bid_size_micros: int = 0  # 0: size not known
-    ask_size_micros: int = 0
-    last_micros: int = 0  # the latest trade price known; 0: none yet
+    bid_nanos: int = 0
+    ask_nanos: int = 0
+    bid_size_nanos: int = 0  # 0: size not known
+    ask_size_nanos: int = 0
+    last_nanos: int = 0  # the latest trade price known; 0: none yet
 
     def far_side(self, side: Side) -> tuple[int, int]:
         """(price, size) an order of ``side`` takes: the ask for a buy, the bid for a sell."""
         if side is Side.BUY:
-            return self.ask_micros, self.ask_size_micros
-        return self.bid_micros, self.bid_size_micros
+            return self.ask_nanos, self.ask_size_nanos
+        return self.bid_nanos, self.bid_size_nanos
 
-    def reference_micros(self) -> int:
+    def reference_nanos(self) -> int:
         """The price limits are checked against: the mid of a two-sided quote, else the last
         trade, else the one quoted side; 0 when there is none."""
-        if self.bid_micros > 0 and self.ask_micros > 0:
-            return (self.bid_micros + self.ask_micros) // 2
-        if self.last_micros > 0:
-            return self.last_micros
-        return self.bid_micros or self.ask_micros
+        if self.bid_nanos > 0 and self.ask_nanos > 0:
+            return (self.bid_nanos + self.ask_nanos) // 2
+        if self.last_nanos > 0:
+            return self.last_nanos
+        return self.bid_nanos or self.ask_nanos

@@ -19,7 +19,12 @@ Accounts: an order is placed and cancelled by its own account only (an order nam
 account is refused PERMISSION_DENIED).
 
 A new order is checked in this order: account, duplicate id, order rate (RATE_LIMIT), then
-``validation.check_order``. A rejected order is recorded like any other (one REJECTED event).
+``validation.check_order``, then the range: however much of it and of the account's other
+working orders in the symbol fills, the net position must still fit the wire
+(INVALID_QUANTITY otherwise). A rejected order is recorded like any other (one REJECTED
+event). A fill whose position would not fit the wire (its cost or realized P&L: they depend
+on the fill price, unknown until the fill) is not executed: the order is cancelled instead,
+with the reason, and the venue stops working it, so nothing unrecordable ever happens.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from marketcore.fixed_point import NANOS_LIMIT, format_nanos
 from marketcore.instruments import InstrumentKey, InvalidInstrumentError
 from marketcore.trading import lifecycle
 from marketcore.trading.events import (
@@ -44,12 +50,13 @@ from marketcore.trading.model import (
     OrderStatus,
     Rejection,
     RejectReason,
+    Side,
     TimeInForce,
     Touch,
 )
-from marketcore.trading.positions import Position, apply_fill
+from marketcore.trading.positions import Position, apply_fill, is_representable
 from marketcore.trading.rules import RateLimiter, ReferenceData, RiskLimits
-from marketcore.trading.validation import Market, check_fields, check_order, order_notional_micros
+from marketcore.trading.validation import Market, check_fields, check_order, order_notional_nanos
 from marketcore.trading.venue import CancelRefused, Ended, Filled, StopTriggered, Venue, VenueReport
 from marketcore.trading_calendar import trade_date_text
 
@@ -132,7 +139,7 @@ class OrderManager:
         else:
             problem = check_order(
                 spec, self._market(key, now_ns), self._limits, self._open_notional(caller)
-            )
+            ) or self._check_position_range(spec, caller)
         if problem is not None:
             order = lifecycle.reject(spec, problem, key)
             self._orders[order.ref] = order
@@ -143,7 +150,7 @@ class OrderManager:
         events: list[TradingEvent] = [OrderChanged(order, now_ns)]
         rules = self.reference.rules_for(key)
         assert rules is not None
-        events.extend(self.on_venue_reports(self._venue.place(order, rules.lot_micros), now_ns))
+        events.extend(self.on_venue_reports(self._venue.place(order, rules.lot_nanos), now_ns))
         return Submitted(self._orders[order.ref], False, events)
 
     def cancel(
@@ -185,13 +192,13 @@ class OrderManager:
         one) and let the venue execute against it."""
         previous = self._touches.get(key)
         touch = tick
-        if tick.last_micros == 0 and previous is not None and previous.last_micros:
+        if tick.last_nanos == 0 and previous is not None and previous.last_nanos:
             touch = Touch(
-                tick.bid_micros,
-                tick.ask_micros,
-                tick.bid_size_micros,
-                tick.ask_size_micros,
-                previous.last_micros,
+                tick.bid_nanos,
+                tick.ask_nanos,
+                tick.bid_size_nanos,
+                tick.ask_size_nanos,
+                previous.last_nanos,
             )
         self._touches[key] = touch
         self._quoted_on[key.symbol] = key
@@ -248,27 +255,35 @@ class OrderManager:
             self._store(order)
             if order.is_working and order.key is not None:
                 rules = self.reference.rules_for(order.key)
-                self._venue.restore(order, rules.lot_micros if rules is not None else 1)
+                self._venue.restore(order, rules.lot_nanos if rules is not None else 1)
                 working += 1
         return working
 
     # -- internals ---------------------------------------------------------------------------
 
     def _fill(self, order: Order, report: Filled, now_ns: int) -> list[TradingEvent]:
-        filled = lifecycle.fill(order, report.quantity_micros)
-        self._store(filled)
-        position_key = (filled.account_id, filled.spec.symbol)
+        position_key = (order.account_id, order.spec.symbol)
         position = self._positions.get(position_key) or Position(*position_key)
-        position = apply_fill(
-            position, filled.spec.side, report.quantity_micros, report.price_micros
-        )
+        position = apply_fill(position, order.spec.side, report.quantity_nanos, report.price_nanos)
+        if not is_representable(position):
+            self._venue.cancel(order.ref)  # the venue forgets it; this is the one report
+            cancelled = lifecycle.cancel(order)
+            self._store(cancelled)
+            text = (
+                f"fill of {format_nanos(report.quantity_nanos, min_decimals=0)} at "
+                f"{format_nanos(report.price_nanos)} not executed: the position would exceed "
+                "the largest value carried"
+            )
+            return [OrderChanged(cancelled, now_ns, text)]
+        filled = lifecycle.fill(order, report.quantity_nanos)
+        self._store(filled)
         self._positions[position_key] = position
         return [
             Executed(
                 f"{filled.order_id}-{filled.fill_count}",
                 filled,
-                report.price_micros,
-                report.quantity_micros,
+                report.price_nanos,
+                report.quantity_nanos,
                 now_ns,
                 self._venue.name,
             ),
@@ -308,11 +323,34 @@ class OrderManager:
         is_open = rules is not None and rules.hours.is_open(self.reference.time_zone(key), now_ns)
         return Market(rules, is_open, self._touches.get(key))
 
+    def _check_position_range(self, spec: OrderSpec, account_id: str) -> Rejection | None:
+        """INVALID_QUANTITY when some fills of ``spec`` and the account's other working
+        orders in the symbol could take the net position beyond the wire's range: the most
+        long it can get is with every buy filled and no sell, the most short the reverse. (So
+        an order toward flat is refused only if it could go that far past flat.)"""
+        position = self._positions.get((account_id, spec.symbol))
+        net = position.net_nanos if position is not None else 0
+        buying = spec.quantity_nanos if spec.side is Side.BUY else 0
+        selling = spec.quantity_nanos - buying
+        for order in self.working_orders(account_id):
+            if order.spec.symbol == spec.symbol:
+                if order.spec.side is Side.BUY:
+                    buying += order.remaining_nanos
+                else:
+                    selling += order.remaining_nanos
+        if net + buying <= NANOS_LIMIT and net - selling >= -NANOS_LIMIT:
+            return None
+        return Rejection(
+            RejectReason.INVALID_QUANTITY,
+            f"filled with the working orders, the position in {spec.symbol} could exceed the "
+            f"largest quantity carried ({format_nanos(NANOS_LIMIT, min_decimals=0)})",
+        )
+
     def _open_notional(self, account_id: str) -> int:
         total = 0
         for order in self.working_orders(account_id):
             touch = self._touches.get(order.key) if order.key is not None else None
-            total += order_notional_micros(order.spec, touch or Touch(), order.remaining_micros)
+            total += order_notional_nanos(order.spec, touch or Touch(), order.remaining_nanos)
         return total
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time, tzinfo
 from marketcore.instruments import InstrumentKey
 from marketcore.trading_calendar import NANOS_PER_SECOND, venue_time_zone
 
-MICROS = 1_000_000
+NANOS = 1_000_000_000  # nano-units per unit (marketcore.fixed_point)
 WEEKDAYS = frozenset(range(5))  # Monday..Friday (datetime.weekday())
 
 
@@ -44,13 +44,13 @@ US_EQUITY_HOURS = TradingHours()
 
 @dataclass(frozen=True, slots=True)
 class InstrumentRules:
-    tick_micros: int  # prices must be multiples of this
-    lot_micros: int  # quantities must be multiples of this
+    tick_nanos: int  # prices must be multiples of this
+    lot_nanos: int  # quantities must be multiples of this
     hours: TradingHours = ALWAYS_OPEN
     halted: bool = False
 
     def __post_init__(self) -> None:
-        if self.tick_micros <= 0 or self.lot_micros <= 0:
+        if self.tick_nanos <= 0 or self.lot_nanos <= 0:
             raise ValueError("tick and lot must be positive")
 
 
@@ -74,8 +74,8 @@ class ReferenceData:
         return venue_time_zone(key.exchange)
 
 
-_CENT = 10_000
-_SHARE = MICROS
+_CENT = NANOS // 100
+_SHARE = NANOS
 DEFAULT_REFERENCE = ReferenceData(
     exchanges={
         **{
@@ -84,7 +84,7 @@ DEFAULT_REFERENCE = ReferenceData(
         },
         # crypto: cent prices, 0.0001 of a coin, around the clock
         **{
-            venue: InstrumentRules(_CENT, 100, ALWAYS_OPEN)
+            venue: InstrumentRules(_CENT, NANOS // 10_000, ALWAYS_OPEN)
             for venue in ("COINBASE", "KRAKEN", "BINANCE")
         },
     }
@@ -93,17 +93,17 @@ DEFAULT_REFERENCE = ReferenceData(
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    max_order_notional_micros: int = 1_000_000 * MICROS  # one order
-    max_open_notional_micros: int = 5_000_000 * MICROS  # all working orders of an account
+    max_order_notional_nanos: int = 1_000_000 * NANOS  # one order
+    max_open_notional_nanos: int = 5_000_000 * NANOS  # all working orders of an account
     orders_per_second: float = 100.0  # sustained new orders per account
     order_burst: int = 200  # new orders an account may send at once
     price_band_bps: int = 1_000  # limit prices within 10% of the reference price
 
 
-def notional_micros(quantity_micros: int, price_micros: int) -> int:
-    """Money value in micro-currency, rounded up (a limit check must not round in the
-    client's favour)."""
-    return -((-quantity_micros * price_micros) // MICROS)
+def notional_nanos(quantity_nanos: int, price_nanos: int) -> int:
+    """Money value in nano-units of the currency, rounded up (a limit check must not round in
+    the client's favour)."""
+    return -((-quantity_nanos * price_nanos) // NANOS)
 
 
 class RateLimiter:

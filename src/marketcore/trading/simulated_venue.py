@@ -10,7 +10,7 @@ Execution rules:
   (time priority) and a new quote brings new liquidity. A fill is rounded down to the lot, so a
   large order fills in parts over several quotes. A quote with no size (0) is taken as deep
   enough for everything.
-- **Stops** trigger from the latest trade price (``Touch.last_micros``): a buy stop when it is
+- **Stops** trigger from the latest trade price (``Touch.last_nanos``): a buy stop when it is
   at or above the stop price, a sell stop at or below; then they execute as above. A stop whose
   price is already reached when it arrives triggers at once.
 - **IOC** orders get one chance, on arrival; the remainder is cancelled.
@@ -40,29 +40,29 @@ class _Working:
     ref: OrderRef
     side: Side
     order_type: OrderType
-    limit_micros: int
-    stop_micros: int
-    remaining_micros: int
-    lot_micros: int
+    limit_nanos: int
+    stop_nanos: int
+    remaining_nanos: int
+    lot_nanos: int
     triggered: bool
 
-    def executable_at(self, price_micros: int) -> bool:
-        if price_micros <= 0:
+    def executable_at(self, price_nanos: int) -> bool:
+        if price_nanos <= 0:
             return False
         if self.order_type.has_stop and not self.triggered:
             return False
         if not self.order_type.has_limit:
             return True
         if self.side is Side.BUY:
-            return price_micros <= self.limit_micros
-        return price_micros >= self.limit_micros
+            return price_nanos <= self.limit_nanos
+        return price_nanos >= self.limit_nanos
 
-    def stop_reached(self, last_micros: int) -> bool:
-        if last_micros <= 0:
+    def stop_reached(self, last_nanos: int) -> bool:
+        if last_nanos <= 0:
             return False
         if self.side is Side.BUY:
-            return last_micros >= self.stop_micros
-        return last_micros <= self.stop_micros
+            return last_nanos >= self.stop_nanos
+        return last_nanos <= self.stop_nanos
 
 
 @dataclass(slots=True)
@@ -82,7 +82,7 @@ class _Book:
 
 
 def _fresh_book(touch: Touch) -> _Book:
-    return _Book(touch, touch.bid_size_micros or None, touch.ask_size_micros or None)
+    return _Book(touch, touch.bid_size_nanos or None, touch.ask_size_nanos or None)
 
 
 class SimulatedVenue:
@@ -96,8 +96,8 @@ class SimulatedVenue:
     def __len__(self) -> int:
         return len(self._where)
 
-    def place(self, order: Order, lot_micros: int) -> list[VenueReport]:
-        key = self._add(order, lot_micros)
+    def place(self, order: Order, lot_nanos: int) -> list[VenueReport]:
+        key = self._add(order, lot_nanos)
         working = self._orders[key][order.ref]
         book = self._books.get(key)
         reports: list[VenueReport] = []
@@ -110,8 +110,8 @@ class SimulatedVenue:
             )
         return reports
 
-    def restore(self, order: Order, lot_micros: int) -> None:
-        self._add(order, lot_micros)
+    def restore(self, order: Order, lot_nanos: int) -> None:
+        self._add(order, lot_nanos)
 
     def cancel(self, ref: OrderRef) -> list[VenueReport]:
         if self._remove(ref) is None:
@@ -136,7 +136,7 @@ class SimulatedVenue:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _add(self, order: Order, lot_micros: int) -> InstrumentKey:
+    def _add(self, order: Order, lot_nanos: int) -> InstrumentKey:
         key = order.key
         if key is None:
             raise ValueError(f"{order.order_id}: an order without an instrument cannot work")
@@ -145,10 +145,10 @@ class SimulatedVenue:
             order.ref,
             spec.side,
             spec.order_type,
-            spec.limit_price_micros,
-            spec.stop_price_micros,
-            order.remaining_micros,
-            lot_micros,
+            spec.limit_price_nanos,
+            spec.stop_price_nanos,
+            order.remaining_nanos,
+            lot_nanos,
             order.stop_triggered,
         )
         self._orders.setdefault(key, {})[order.ref] = working
@@ -168,7 +168,7 @@ class SimulatedVenue:
     def _work(self, key: InstrumentKey, working: _Working, book: _Book) -> list[VenueReport]:
         reports: list[VenueReport] = []
         if working.order_type.has_stop and not working.triggered:
-            if not working.stop_reached(book.touch.last_micros):
+            if not working.stop_reached(book.touch.last_nanos):
                 return reports
             working.triggered = True
             reports.append(StopTriggered(working.ref))
@@ -176,13 +176,13 @@ class SimulatedVenue:
         if not working.executable_at(price):
             return reports
         left = book.left(working.side)
-        quantity = working.remaining_micros if left is None else min(working.remaining_micros, left)
-        quantity -= quantity % working.lot_micros
+        quantity = working.remaining_nanos if left is None else min(working.remaining_nanos, left)
+        quantity -= quantity % working.lot_nanos
         if quantity <= 0:
             return reports
         book.take(working.side, quantity)
-        working.remaining_micros -= quantity
+        working.remaining_nanos -= quantity
         reports.append(Filled(working.ref, price, quantity))
-        if working.remaining_micros == 0:
+        if working.remaining_nanos == 0:
             self._remove(working.ref)
         return reports

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marketcore.fixed_point import format_micros
+from marketcore.fixed_point import format_nanos
 from marketcore.trading.model import OrderSpec, OrderType, Rejection, RejectReason, Touch
-from marketcore.trading.rules import InstrumentRules, RiskLimits, notional_micros
+from marketcore.trading.rules import InstrumentRules, RiskLimits, notional_nanos
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +35,23 @@ class Market:
 
 def check_fields(spec: OrderSpec) -> Rejection | None:
     kind = spec.order_type
-    if spec.quantity_micros <= 0:
+    if spec.quantity_nanos <= 0:
         return Rejection(RejectReason.INVALID_QUANTITY, "quantity must be positive")
-    if kind.has_limit and spec.limit_price_micros <= 0:
+    if kind.has_limit and spec.limit_price_nanos <= 0:
         return Rejection(RejectReason.INVALID_PRICE, f"a {kind.name} order needs a limit price")
-    if not kind.has_limit and spec.limit_price_micros != 0:
+    if not kind.has_limit and spec.limit_price_nanos != 0:
         return Rejection(RejectReason.MALFORMED, f"a {kind.name} order takes no limit price")
-    if kind.has_stop and spec.stop_price_micros <= 0:
+    if kind.has_stop and spec.stop_price_nanos <= 0:
         return Rejection(RejectReason.INVALID_PRICE, f"a {kind.name} order needs a stop price")
-    if not kind.has_stop and spec.stop_price_micros != 0:
+    if not kind.has_stop and spec.stop_price_nanos != 0:
         return Rejection(RejectReason.MALFORMED, f"a {kind.name} order takes no stop price")
     return None
 
 
 def check_order(
-    spec: OrderSpec, market: Market, limits: RiskLimits, open_notional_micros: int
+    spec: OrderSpec, market: Market, limits: RiskLimits, open_notional_nanos: int
 ) -> Rejection | None:
-    """Why ``spec`` must be rejected, or None. ``open_notional_micros``: the account's working
+    """Why ``spec`` must be rejected, or None. ``open_notional_nanos``: the account's working
     orders' notional before this one."""
     problem = check_fields(spec) or _check_instrument(spec, market)
     if problem is not None:
@@ -61,12 +61,12 @@ def check_order(
     return (
         _check_grid(spec, market.rules)
         or _check_price(spec, touch, limits)
-        or _check_notional(spec, touch, limits, open_notional_micros)
+        or _check_notional(spec, touch, limits, open_notional_nanos)
     )
 
 
-def _units(micros: int) -> str:
-    return format_micros(micros, min_decimals=0)
+def _units(nanos: int) -> str:
+    return format_nanos(nanos, min_decimals=0)
 
 
 def _where(spec: OrderSpec) -> str:
@@ -84,63 +84,63 @@ def _check_instrument(spec: OrderSpec, market: Market) -> Rejection | None:
 
 
 def _check_grid(spec: OrderSpec, rules: InstrumentRules) -> Rejection | None:
-    if spec.quantity_micros % rules.lot_micros:
+    if spec.quantity_nanos % rules.lot_nanos:
         return Rejection(
             RejectReason.INVALID_QUANTITY,
-            f"quantity {_units(spec.quantity_micros)} is not a multiple of the lot "
-            f"{_units(rules.lot_micros)}",
+            f"quantity {_units(spec.quantity_nanos)} is not a multiple of the lot "
+            f"{_units(rules.lot_nanos)}",
         )
-    for name, price in (("limit", spec.limit_price_micros), ("stop", spec.stop_price_micros)):
-        if price and price % rules.tick_micros:
+    for name, price in (("limit", spec.limit_price_nanos), ("stop", spec.stop_price_nanos)):
+        if price and price % rules.tick_nanos:
             return Rejection(
                 RejectReason.INVALID_PRICE,
-                f"{name} price {_units(price)} is off the tick {_units(rules.tick_micros)}",
+                f"{name} price {_units(price)} is off the tick {_units(rules.tick_nanos)}",
             )
     return None
 
 
 def _check_price(spec: OrderSpec, touch: Touch | None, limits: RiskLimits) -> Rejection | None:
-    reference = touch.reference_micros() if touch is not None else 0
+    reference = touch.reference_nanos() if touch is not None else 0
     if reference <= 0:
         return Rejection(RejectReason.NO_MARKET_DATA, f"no quote for {_where(spec)} yet")
-    if spec.limit_price_micros:
-        distance = abs(spec.limit_price_micros - reference)
+    if spec.limit_price_nanos:
+        distance = abs(spec.limit_price_nanos - reference)
         if distance * 10_000 > reference * limits.price_band_bps:
             return Rejection(
                 RejectReason.PRICE_OUT_OF_BAND,
-                f"limit {_units(spec.limit_price_micros)} is more than "
+                f"limit {_units(spec.limit_price_nanos)} is more than "
                 f"{limits.price_band_bps} bps from the reference price {_units(reference)}",
             )
     return None
 
 
 def _check_notional(
-    spec: OrderSpec, touch: Touch | None, limits: RiskLimits, open_notional_micros: int
+    spec: OrderSpec, touch: Touch | None, limits: RiskLimits, open_notional_nanos: int
 ) -> Rejection | None:
-    notional = order_notional_micros(spec, touch or Touch())
-    if notional > limits.max_order_notional_micros:
+    notional = order_notional_nanos(spec, touch or Touch())
+    if notional > limits.max_order_notional_nanos:
         return Rejection(
             RejectReason.NOTIONAL_LIMIT,
             f"order notional {_units(notional)} exceeds the per-order limit "
-            f"{_units(limits.max_order_notional_micros)}",
+            f"{_units(limits.max_order_notional_nanos)}",
         )
-    if open_notional_micros + notional > limits.max_open_notional_micros:
+    if open_notional_nanos + notional > limits.max_open_notional_nanos:
         return Rejection(
             RejectReason.NOTIONAL_LIMIT,
-            f"working orders' notional {_units(open_notional_micros)} + {_units(notional)} "
-            f"exceeds the account limit {_units(limits.max_open_notional_micros)}",
+            f"working orders' notional {_units(open_notional_nanos)} + {_units(notional)} "
+            f"exceeds the account limit {_units(limits.max_open_notional_nanos)}",
         )
     return None
 
 
-def order_notional_micros(spec: OrderSpec, touch: Touch, quantity_micros: int | None = None) -> int:
-    """The money an order (or ``quantity_micros`` of it) commits: at its limit price; a stop at
+def order_notional_nanos(spec: OrderSpec, touch: Touch, quantity_nanos: int | None = None) -> int:
+    """The money an order (or ``quantity_nanos`` of it) commits: at its limit price; a stop at
     its stop price; a market order at the far touch, else the reference price."""
-    quantity = spec.quantity_micros if quantity_micros is None else quantity_micros
+    quantity = spec.quantity_nanos if quantity_nanos is None else quantity_nanos
     if spec.order_type.has_limit:
-        price = spec.limit_price_micros
+        price = spec.limit_price_nanos
     elif spec.order_type is OrderType.STOP:
-        price = spec.stop_price_micros
+        price = spec.stop_price_nanos
     else:
-        price = touch.far_side(spec.side)[0] or touch.reference_micros()
-    return notional_micros(quantity, price)
+        price = touch.far_side(spec.side)[0] or touch.reference_nanos()
+    return notional_nanos(quantity, price)

@@ -20,8 +20,8 @@ from marketcore.trading.model import Order, OrderRef, OrderStatus, Touch
 @dataclass(frozen=True, slots=True)
 class Filled:
     ref: OrderRef
-    price_micros: int
-    quantity_micros: int
+    price_nanos: int
+    quantity_nanos: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ VenueReport = Filled | StopTriggered | Ended | CancelRefused
 class Venue(Protocol):
     name: str  # ExecutionReport.venue
 
-    def place(self, order: Order, lot_micros: int) -> list[VenueReport]:
+    def place(self, order: Order, lot_nanos: int) -> list[VenueReport]:
         """Work a newly accepted order (its ``key`` is set)."""
         ...
 
@@ -66,6 +66,6 @@ class Venue(Protocol):
         """A new quote or trade for ``key``: whatever it makes execute or trigger."""
         ...
 
-    def restore(self, order: Order, lot_micros: int) -> None:
+    def restore(self, order: Order, lot_nanos: int) -> None:
         """Take back a working order after a restart (no reports: nothing new happened)."""
         ...

@@ -1,6 +1,6 @@
 """``mdgw k8s topics``: the topics of marketinfra.topics as Strimzi ``KafkaTopic`` resources.
 
-``k8s/kafka/topics.yaml`` is this command's output, committed; a unit test fails when it
+``k8s/base/kafka/topics.yaml`` is this command's output, committed; a unit test fails when it
 differs from what the declarations in code render, so topics are declared in one place.
 """
 
@@ -14,14 +14,14 @@ import yaml
 
 from marketinfra.topics import ALL_TOPICS, TopicSpec
 
-# The Strimzi Kafka resource and namespace of k8s/kafka/kafka.yaml.
+# The Strimzi Kafka resource and namespace of k8s/base/kafka/kafka.yaml.
 STRIMZI_CLUSTER = "mdgw"
 NAMESPACE = "mdgw"
-# Three brokers in k8s/kafka/kafka.yaml; min.insync.replicas follows (TopicSpec.config).
+# Three brokers in k8s/base/kafka/kafka.yaml; min.insync.replicas follows (TopicSpec.config).
 REPLICATION_FACTOR = 3
 
 _HEADER = (
-    "# Generated from marketinfra/topics.py by `mdgw k8s topics > k8s/kafka/topics.yaml`.\n"
+    "# Generated from marketinfra/topics.py by `mdgw k8s topics > k8s/base/kafka/topics.yaml`.\n"
     "# Do not edit: change the declarations in code and regenerate.\n"
 )
 
@@ -30,9 +30,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("k8s", help="Kubernetes manifests generated from code")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     topics = actions.add_parser(
-        "topics", help="the declared topics as Strimzi KafkaTopic resources (k8s/kafka/topics.yaml)"
+        "topics",
+        help="the declared topics as Strimzi KafkaTopic resources (k8s/base/kafka/topics.yaml)",
     )
     topics.set_defaults(handler=run_topics)
+    from mdgw.commands import k8s_derived, k8s_smoke  # here: they import this module
+
+    k8s_derived.register(actions)
+    k8s_smoke.register(actions)
 
 
 def run_topics(_args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from marketinfra.cassandra import Consistency, prepare
-from tickwriter.daily_bars import DailyBar, bar_timestamps
+from tickwriter.daily_bars import DailyBar, bar_cells, bar_timestamps
 
 _WHERE = "WHERE exchange = ? AND symbol = ? AND trade_date = ?"
 _CONSISTENCY = Consistency.TICK_WRITE  # derived from ticks: rewritten by any replay
@@ -27,19 +27,20 @@ class DailyBarStatements:
                 _CONSISTENCY,
             )
 
-        self._open = update("open_micros = ?, first_event_ns = ?")
-        self._close = update("close_micros = ?, last_event_ns = ?")
-        self._high = update("high_micros = ?")
-        self._low = update("low_micros = ?")
-        self._volume = update("volume_micros = ?")
+        self._open = update("open = ?, first_event_ns = ?")
+        self._close = update("close = ?, last_event_ns = ?")
+        self._high = update("high = ?")
+        self._low = update("low = ?")
+        self._volume = update("volume = ?")
 
     def batch(self, bar: DailyBar) -> BatchStatement:
         """The upsert of one bar: a single mutation of its partition."""
         stamps = bar_timestamps(bar)
+        cells = bar_cells(bar)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=_CONSISTENCY.value)
-        batch.add(self._open, (stamps.open, bar.open_micros, bar.first_event_ns, *bar.key))
-        batch.add(self._close, (stamps.close, bar.close_micros, bar.last_event_ns, *bar.key))
-        batch.add(self._high, (stamps.high, bar.high_micros, *bar.key))
-        batch.add(self._low, (stamps.low, bar.low_micros, *bar.key))
-        batch.add(self._volume, (stamps.volume, bar.volume_micros, *bar.key))
+        batch.add(self._open, (stamps.open, cells.open, bar.first_event_ns, *bar.key))
+        batch.add(self._close, (stamps.close, cells.close, bar.last_event_ns, *bar.key))
+        batch.add(self._high, (stamps.high, cells.high, *bar.key))
+        batch.add(self._low, (stamps.low, cells.low, *bar.key))
+        batch.add(self._volume, (stamps.volume, cells.volume, *bar.key))
         return batch

@@ -12,6 +12,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from marketinfra.cassandra import Consistency, prepare
+from marketinfra.cql_decimal import CqlDecimal
 from tickwriter import metrics
 from tickwriter.adapters.daily_bar_store import DailyBarStatements
 from tickwriter.batching import chunk_by_partition
@@ -20,14 +21,14 @@ from tickwriter.errors import WriteFailed
 from tickwriter.rows import OrderEventRow, Row, TickRow, TradeRow
 
 _INSERT_TICK = """
-INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, bid_micros, ask_micros,
-    last_micros, volume_micros, bid_size_micros, ask_size_micros, last_size_micros,
-    event_time_ns, received_time_ns, feed_handler_id, payload)
+INSERT INTO {keyspace}.tick_data (exchange, symbol, trade_date, tick_time, bid, ask, last,
+    volume, bid_size, ask_size, last_size, event_time_ns, received_time_ns, feed_handler_id,
+    payload)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_TRADE = """
 INSERT INTO {keyspace}.trade_executions (account_id, trade_date, execution_time, execution_id,
-    order_id, exchange, symbol, side, quantity_micros, price_micros, fees_micros, venue, payload)
+    order_id, exchange, symbol, side, quantity, price, fees, venue, payload)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_ORDER_EVENT = """
@@ -136,16 +137,17 @@ def _values(row: Row) -> tuple[Any, ...]:
     if isinstance(row, TickRow):
         tick = row.tick
         return (
-            row.exchange, row.symbol, row.trade_date, row.tick_time, tick.bid_micros,
-            tick.ask_micros, tick.last_micros, tick.volume_micros, tick.bid_size_micros,
-            tick.ask_size_micros, tick.last_size_micros, tick.event_time_ns,
-            tick.received_time_ns, tick.feed_handler_id, row.payload,
+            row.exchange, row.symbol, row.trade_date, row.tick_time, CqlDecimal(tick.bid_nanos),
+            CqlDecimal(tick.ask_nanos), CqlDecimal(tick.last_nanos), CqlDecimal(tick.volume_nanos),
+            CqlDecimal(tick.bid_size_nanos), CqlDecimal(tick.ask_size_nanos),
+            CqlDecimal(tick.last_size_nanos), tick.event_time_ns, tick.received_time_ns,
+            tick.feed_handler_id, row.payload,
         )  # fmt: skip
     if isinstance(row, TradeRow):
         return (
             row.account_id, row.trade_date, row.execution_time, row.execution_id, row.order_id,
-            row.exchange, row.symbol, row.side, row.quantity_micros, row.price_micros,
-            row.fees_micros, row.venue, row.payload,
+            row.exchange, row.symbol, row.side, CqlDecimal(row.quantity_nanos),
+            CqlDecimal(row.price_nanos), CqlDecimal(row.fees_nanos), row.venue, row.payload,
         )  # fmt: skip
     return (
         row.entity_type, row.entity_id, row.event_sequence, row.event_time, row.event_type,

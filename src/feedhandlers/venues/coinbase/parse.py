@@ -35,15 +35,14 @@ from feedhandlers.parsing import (
 )
 from feedhandlers.venues.coinbase import schema
 from marketcore.normalization import InstrumentState, Rejection, RejectReason
-from marketcore.order_book import BOOK_DECIMALS, BOOK_LIMIT, OrderBook, TopOfBook
-from marketcore.scaled_decimal import parse_scaled
+from marketcore.order_book import OrderBook, TopOfBook, parse_book_value
 from marketcore.venue_time import iso8601_utc_ns
 
 _Handler = Callable[[dict[str, Any], int], FrameResult]
 
 
 def _book_value(value: Any, what: str) -> int:
-    return parse_scaled(text(value, what), BOOK_DECIMALS, BOOK_LIMIT)
+    return parse_book_value(text(value, what))
 
 
 class CoinbaseParser:
@@ -166,8 +165,8 @@ class CoinbaseParser:
             side_name, price_text, size_text = arr(change, "change")[:3]
             if type(price_text) is not str or type(size_text) is not str:
                 raise MalformedFrameError("change: price and size must be strings")
-            price = parse_scaled(price_text, BOOK_DECIMALS, BOOK_LIMIT)
-            size = parse_scaled(size_text, BOOK_DECIMALS, BOOK_LIMIT)
+            price = parse_book_value(price_text)
+            size = parse_book_value(size_text)
             if side_name == schema.BUY:
                 bids.set(price, size)
                 touched = touched or price >= best_bid

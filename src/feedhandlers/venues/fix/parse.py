@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from feedhandlers.parsing import FRAME_ERRORS, FrameKind, FrameResult, failed_frame, malformed
 from feedhandlers.venues.fix import schema
 from marketcore.normalization import InstrumentState, Rejection, RejectReason
-from marketcore.order_book import BOOK_DECIMALS, BOOK_LIMIT, OrderBook, TopOfBook
-from marketcore.scaled_decimal import parse_scaled
+from marketcore.order_book import OrderBook, TopOfBook, parse_book_value
 from marketcore.venue_time import fix_utc_timestamp_ns
 
 _START = b"8=FIX"
@@ -185,7 +184,7 @@ def _event_ns(entry: dict[int, str], sending_ns: int) -> int:
 
 
 def _book_value(text: str) -> int:
-    return parse_scaled(text, BOOK_DECIMALS, BOOK_LIMIT)
+    return parse_book_value(text)
 
 
 class FixParser:

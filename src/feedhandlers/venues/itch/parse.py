@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 
 from feedhandlers.parsing import FrameKind, FrameResult, malformed
 from feedhandlers.venues.itch import schema
-from marketcore.fixed_point import scaled_to_micros
+from marketcore.fixed_point import NANOS_PER_UNIT, scaled_to_nanos
 from marketcore.normalization import InstrumentState, Rejection, RejectReason
 from marketcore.order_book import BOOK_DECIMALS, OrderBook, TopOfBook
 from marketcore.trading_calendar import TimeOfDayClock
 
 _PRICE_TO_BOOK = 10 ** (BOOK_DECIMALS - schema.PRICE_DECIMALS)
 _SHARE_TO_BOOK = 10**BOOK_DECIMALS
-_MICROS = 1_000_000
+_NANOS = NANOS_PER_UNIT  # whole shares in nanos
 # Nanoseconds since midnight stop short of a day (25 h: the day DST ends has 25 hours).
 MAX_STAMP_NS = 25 * 3600 * 1_000_000_000
 
@@ -167,10 +167,10 @@ class ItchParser:
     def _trade(self, stock: _Stock, price: int, shares: int) -> bool:
         stock.volume_shares += shares
         state = stock.state
-        state.last_micros = scaled_to_micros(price, schema.PRICE_DECIMALS)
+        state.last_nanos = scaled_to_nanos(price, schema.PRICE_DECIMALS)
         state.last_unrepresentable = False
-        state.last_size_micros = shares * _MICROS
-        state.volume_micros = stock.volume_shares * _MICROS
+        state.last_size_nanos = shares * _NANOS
+        state.volume_nanos = stock.volume_shares * _NANOS
         return True
 
     def _executed(self, stock: _Stock, locate: int, body: bytes) -> bool:
@@ -178,7 +178,7 @@ class ItchParser:
         order = self._reduce(stock, ref, shares)
         if order is None:  # an order we never saw: its shares count, its price is unknown
             stock.volume_shares += shares
-            stock.state.volume_micros = stock.volume_shares * _MICROS
+            stock.state.volume_nanos = stock.volume_shares * _NANOS
             return True
         return self._trade(stock, order.price, shares)
 

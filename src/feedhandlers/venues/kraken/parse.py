@@ -39,8 +39,12 @@ from feedhandlers.parsing import (
 )
 from feedhandlers.venues.kraken import schema
 from marketcore.normalization import InstrumentState, Rejection, RejectReason
-from marketcore.order_book import BOOK_DECIMALS, BOOK_LIMIT, BookSide, OrderBook, TopOfBook
-from marketcore.scaled_decimal import parse_scaled
+from marketcore.order_book import (
+    BookSide,
+    OrderBook,
+    TopOfBook,
+    parse_book_value,
+)
 from marketcore.venue_time import decimal_seconds_ns
 
 
@@ -80,8 +84,8 @@ class _Book:
                 text(fields[1], "volume"),
                 text(fields[2], "time"),
             )
-            price = parse_scaled(price_text, BOOK_DECIMALS, BOOK_LIMIT)
-            volume = parse_scaled(volume_text, BOOK_DECIMALS, BOOK_LIMIT)
+            price = parse_book_value(price_text)
+            volume = parse_book_value(volume_text)
             side.set(price, volume)
             if volume:
                 texts[price] = (price_text, volume_text)
