@@ -277,14 +277,14 @@ async def test_reject_texts_show_exact_decimals(
     assert _lines(capsys.readouterr().out, "lot-1") == [
         "lot-1  SENDING  buy 0.00012345 BTC-USD limit 100.50 DAY",
         "lot-1  REJECTED  buy 0.00012345 BTC-USD limit 100.50 DAY  INVALID_QUANTITY: "
-        "quantity 0.00012345 is not a multiple of the lot 0.0001"
+        "quantity 0.00012345 is not a multiple of the lot 0.0001",
     ]
     argv = ["order", "buy", "BTC-USD", "1", "--limit", "100.000000001", "--id", "tick-1"]
     assert await _run(argv) == 1
     assert _lines(capsys.readouterr().out, "tick-1") == [
         "tick-1  SENDING  buy 1 BTC-USD limit 100.000000001 DAY",
         "tick-1  REJECTED  buy 1 BTC-USD limit 100.000000001 DAY  INVALID_PRICE: "
-        "limit price 100.000000001 is off the tick 0.01"
+        "limit price 100.000000001 is off the tick 0.01",
     ]
 
 

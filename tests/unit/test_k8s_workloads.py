@@ -41,7 +41,9 @@ from tickwriter.config import TickWriterSettings
 
 ROOT = K8S.parents[1]
 # Secrets the operator creates by hand (never in the repo); README "Deployment" says how.
-OPERATOR_SECRETS = frozenset({"gateway-auth-tokens", "cassandra-credentials"})
+OPERATOR_SECRETS = frozenset(
+    {"gateway-auth-tokens", "tickwriter-auth-tokens", "cassandra-credentials"}
+)
 SERVICE_SETTINGS: dict[str, type[CommonSettings]] = {
     "feed": FeedHandlerSettings,
     "tickwriter": TickWriterSettings,

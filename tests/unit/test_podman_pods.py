@@ -23,6 +23,7 @@ PLAN = SmokePlan.with_ports(
     image="localhost/mdgw:dev",
     tls_dir=Path("/tmp/tls"),
     auth_tokens='{"t": {"account": "smoke", "permissions": ["market_data", "trading"]}}',
+    tickwriter_tokens='{"t": {"account": "smoke", "permissions": ["write_ticks"]}}',
     symbols="SIM0-USD,SIM1-USD",
 )
 

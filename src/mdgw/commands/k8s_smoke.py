@@ -145,6 +145,7 @@ def _plan(args: argparse.Namespace, work: Path, token: str) -> SmokePlan:
         auth_tokens=json.dumps(
             {token: {"account": "smoke", "permissions": ["market_data", "trading"]}}
         ),
+        tickwriter_tokens=json.dumps({token: {"account": "smoke", "permissions": ["write_ticks"]}}),
         symbols=SYMBOLS,
     )
 

@@ -37,6 +37,10 @@ SIMULATOR = "venue-simulator"
 _DROPPED_VOLUMES = frozenset({"kafka-ca", "kafka-user"})
 
 
+# cert-manager's Secrets: the development certificates stand in (valid for 127.0.0.1)
+_TLS_SECRETS = frozenset({"gateway-tls", "tickwriter-tls"})
+
+
 @dataclass(frozen=True, slots=True)
 class PodPorts:
     health: int
@@ -53,6 +57,7 @@ class SmokePlan:
     image: str
     tls_dir: Path  # tls.crt, tls.key, ca.crt, readable by the pods' user
     auth_tokens: str  # GATEWAY_AUTH_TOKENS
+    tickwriter_tokens: str  # TICKWRITER_AUTH_TOKENS
     venue_port: int
     symbols: str
     ports: Mapping[str, PodPorts] = field(default_factory=dict)  # by pod name
@@ -126,10 +131,18 @@ def _pod(
 def _volume(volume: Mapping[str, Any], pod_name: str, plan: SmokePlan) -> dict[str, Any]:
     name = f"{pod_name}-{volume['name']}"
     if "secret" in volume:
-        if volume["secret"]["secretName"] != "gateway-tls":
+        if volume["secret"]["secretName"] not in _TLS_SECRETS:
             raise ValueError(f"no stand-in for the Secret {volume['secret']['secretName']}")
         return {"name": name, "hostPath": {"path": str(plan.tls_dir), "type": "Directory"}}
     return {**volume, "name": name}
+
+
+def _token_secrets(plan: SmokePlan) -> dict[str, str]:
+    """The operator-made token Secrets, by name: the plan's stand-ins."""
+    return {
+        "gateway-auth-tokens": plan.auth_tokens,
+        "tickwriter-auth-tokens": plan.tickwriter_tokens,
+    }
 
 
 def _env(
@@ -149,8 +162,8 @@ def _env(
         reference = item["valueFrom"]
         if "fieldRef" in reference and reference["fieldRef"]["fieldPath"] == "metadata.name":
             env[item["name"]] = pod_name
-        elif reference.get("secretKeyRef", {}).get("name") == "gateway-auth-tokens":
-            env[item["name"]] = plan.auth_tokens
+        elif reference.get("secretKeyRef", {}).get("name") in (tokens := _token_secrets(plan)):
+            env[item["name"]] = tokens[reference["secretKeyRef"]["name"]]
         elif not reference.get("secretKeyRef", {}).get("optional", False):
             raise ValueError(f"no stand-in for {item['name']} of {pod_name}")
     env |= {
