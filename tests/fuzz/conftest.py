@@ -1,0 +1,31 @@
+"""The fuzz suite's settings: a fixed, derandomized run in CI (profile ``fuzz-ci``, the
+default), a longer random one for ``mdgw bench fuzz`` (``HYPOTHESIS_PROFILE=fuzz-long``,
+examples per target from ``MDGW_FUZZ_EXAMPLES``). With ``MDGW_FUZZ_REPORT`` set, the inputs
+tried per target are written there as JSON when the session ends."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.fuzz.support import INPUTS_TRIED
+
+_COMMON = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+settings.register_profile("fuzz-ci", max_examples=100, derandomize=True, **_COMMON)
+settings.register_profile(
+    "fuzz-long", max_examples=int(os.environ.get("MDGW_FUZZ_EXAMPLES", "2000")), **_COMMON
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fuzz-ci"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    report = os.environ.get("MDGW_FUZZ_REPORT")
+    if report:
+        Path(report).write_text(json.dumps(dict(sorted(INPUTS_TRIED.items())), indent=2))
