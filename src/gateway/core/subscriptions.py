@@ -8,8 +8,9 @@ Identifiers are normalized symbols and exchange codes as the feed handlers write
 (``AAPL``, ``BTC-USD``, ``NASDAQ``): 1 to 64 characters of upper-case letters, digits and
 ``.-_/:`` (limits: ``core.limits``). They are matched exactly, and nothing is upper-cased
 on the client's behalf: a lower-case ``aapl`` is refused, naming the spelling that works
-(``AAPL``), instead of a stream that would stay silent forever or a bare NOT_FOUND. (Refusing rather than normalizing keeps
-one spelling everywhere: what a client asks for is what every update and stored row says.)
+(``AAPL``), instead of a stream that would stay silent forever or a bare NOT_FOUND. (Refusing
+rather than normalizing keeps one spelling everywhere: what a client asks for is what every
+update and stored row says.)
 """
 
 from __future__ import annotations
