@@ -127,10 +127,7 @@ class KafkaJournal:
         for record in records:
             size = len(record.key) + len(record.value)
             if size > self._max_record_bytes:
-                return (
-                    f"a record for {record.topic} of {size} bytes is larger than the "
-                    f"{self._max_record_bytes} bytes the log takes"
-                )
+                return f"a record of {size} bytes, more than the log's {self._max_record_bytes}"
         return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -211,7 +208,9 @@ class KafkaJournal:
                 refusal = _refusal(error, refusals)
                 if refusal is not None:
                     producer.abort_transaction(self._transaction_timeout_ms / 1000)
-                    return str(refusal.str())
+                    # the client hears the code only (the text names topics and broker ids)
+                    log.warning("journal_record_refused_by_kafka", error=refusal.str())
+                    return f"Kafka refused it: {refusal.name()}"
                 if error.txn_requires_abort() and attempt < ABORTED_RETRIES:
                     # nothing of this attempt is visible: abort and write the batch again
                     log.warning("journal_transaction_aborted", error=error.str(), attempt=attempt)
