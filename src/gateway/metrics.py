@@ -46,6 +46,11 @@ STREAM_ENDS = Counter(
 FEED_RECORDS = Counter(
     "gateway_feed_records_total", "Kafka records read", ["result"], registry=REGISTRY
 )
+FEED_DEDUPE_EVICTIONS = Counter(
+    "gateway_feed_dedupe_evictions_total",
+    "Instrument and feed handler pairs forgotten by duplicate detection to bound its memory",
+    registry=REGISTRY,
+)
 FEED_DELAY = Gauge(
     "gateway_feed_delay_seconds",
     "Now minus the event time of the newest tick applied",
