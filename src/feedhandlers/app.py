@@ -138,6 +138,7 @@ class FeedHandler:
         self.readiness.add(VENUE, "not connected yet")
         self.readiness.add(DELIVERY, "not checked yet")
         self.liveness.add(PRODUCER, "not checked yet")
+        self.liveness.set(PRODUCER, True)  # nothing produced yet: nothing overdue
         self.watchdog = DeliveryWatchdog(
             self.settings.delivery_slow_s, self.settings.delivery_stall_after_s()
         )
@@ -261,6 +262,7 @@ def _finish(handler: FeedHandler, reason: str) -> int:
         accepted=handler.sink.accepted,
         unacknowledged=unacknowledged,
         delivery_errors=handler.sink.delivery_errors.total(),
+        delivery_errors_by_code=dict(handler.sink.delivery_errors),
         dropped=dict(handler.sink.dropped),
         fatal=handler.sink.fatal_error,
     )

@@ -213,10 +213,7 @@ class TickPipeline:
             try:
                 attempt_write()
             except WriteFailed as exc:
-                if self.unable_to_write_since is None:
-                    self.unable_to_write_since = time.monotonic()
-                    if self._readiness is not None:
-                        self._readiness.set(CASSANDRA, False, "writes failing; retrying")
+                self._writes_failing()
                 if self._in_rebalance:
                     log.warning("write_failed_during_rebalance", what=what, error=str(exc))
                     return False
@@ -243,16 +240,23 @@ class TickPipeline:
                     if self._lag_gauges is not None:
                         self._lag_gauges.refresh_while_paused(self._consumer, self._assigned)
             else:
-                if self.unable_to_write_since is not None:
-                    log.info(
-                        "writes_recovered",
-                        what=what,
-                        unable_s=round(time.monotonic() - self.unable_to_write_since, 1),
-                    )
-                    self.unable_to_write_since = None
-                    if self._readiness is not None and not self._paused:
-                        self._readiness.set(CASSANDRA, True)
+                self._writes_recovered(what)
                 return True
+
+    def _writes_failing(self) -> None:
+        if self.unable_to_write_since is None:
+            self.unable_to_write_since = time.monotonic()
+            if self._readiness is not None:
+                self._readiness.set(CASSANDRA, False, "writes failing; retrying")
+
+    def _writes_recovered(self, what: str) -> None:
+        if self.unable_to_write_since is None:
+            return
+        unable_s = time.monotonic() - self.unable_to_write_since
+        log.info("writes_recovered", what=what, unable_s=round(unable_s, 1))
+        self.unable_to_write_since = None
+        if self._readiness is not None and not self._paused:  # else _resume() says so
+            self._readiness.set(CASSANDRA, True)
 
     def _keep_for_next_flush(self, arrived: list[Message]) -> None:
         """Records that came while a write was retried (partitions assigned meanwhile; paused

@@ -61,7 +61,12 @@ def _handler(producer: SilentProducer, clock: Clock) -> FeedHandler:
     sink = KafkaTickSink(settings.kafka, "ticks", producer_factory=factory)
     pipeline = FeedPipeline(make_parser("coinbase"), sink, "fh-test")
     return FeedHandler(
-        settings, pipeline, sink, OfflineSource("coinbase"), MetricsPublisher("coinbase"), clock=clock
+        settings,
+        pipeline,
+        sink,
+        OfflineSource("coinbase"),
+        MetricsPublisher("coinbase"),
+        clock=clock,
     )
 
 
@@ -82,7 +87,8 @@ def test_a_producer_that_stops_reporting_fails_liveness_once_counted_and_logged(
     producer, clock = SilentProducer(), Clock()
     handler = _handler(producer, clock)
     handler.upkeep()
-    assert handler.liveness.ready and DELIVERY not in handler.readiness.unmet()
+    assert handler.liveness.ready
+    assert DELIVERY not in handler.readiness.unmet()
     stalls_before = _stalls()
 
     handler.sink.send(b"COINBASE|BTC-USD", b"tick")

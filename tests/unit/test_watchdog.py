@@ -22,14 +22,17 @@ def test_acknowledgements_flowing_is_delivering() -> None:
     watchdog = _watchdog()
     for second in range(0, 1000, 5):
         verdict = watchdog.observe(float(second), waiting=50, reports=second, acks=second)
-        assert verdict.delivering and not verdict.stalled and verdict.reason == ""
+        assert verdict.delivering
+        assert not verdict.stalled
+        assert verdict.reason == ""
 
 
 def test_nothing_waiting_is_never_late_however_long_it_lasts() -> None:
     watchdog = _watchdog()
     watchdog.observe(0.0, waiting=0, reports=0, acks=0)
     verdict = watchdog.observe(10_000.0, waiting=0, reports=0, acks=0)
-    assert verdict.delivering and not verdict.stalled
+    assert verdict.delivering
+    assert not verdict.stalled
     # records arrive after a long quiet spell: the clock starts now, not at the last report
     assert watchdog.observe(10_001.0, waiting=3, reports=0, acks=0).delivering
 
@@ -39,7 +42,8 @@ def test_no_acknowledgement_while_records_wait_is_not_delivering_then_recovers()
     watchdog.observe(0.0, waiting=0, reports=0, acks=0)
     assert watchdog.observe(SLOW_S - 1, waiting=40, reports=0, acks=0).delivering
     verdict = watchdog.observe(SLOW_S, waiting=80, reports=0, acks=0)
-    assert not verdict.delivering and not verdict.stalled
+    assert not verdict.delivering
+    assert not verdict.stalled
     assert verdict.reason == f"records waiting, none acknowledged for over {SLOW_S:g} s"
     # the broker is back: acknowledgements again
     assert watchdog.observe(SLOW_S + 5, waiting=10, reports=70, acks=70).delivering
@@ -53,9 +57,7 @@ def test_an_outage_past_the_delivery_timeout_reports_errors_so_it_never_stalls()
     verdicts = []
     for second in range(1, 400):
         timed_out = max(0, second - 120) * 100  # errors from 120 s on
-        verdicts.append(
-            watchdog.observe(float(second), waiting=5000, reports=timed_out, acks=0)
-        )
+        verdicts.append(watchdog.observe(float(second), waiting=5000, reports=timed_out, acks=0))
     assert not any(v.stalled for v in verdicts)
     assert not verdicts[-1].delivering
 
@@ -67,11 +69,15 @@ def test_no_report_at_all_past_the_stall_limit_is_a_stall_and_it_sticks() -> Non
     watchdog.observe(1.1, waiting=1, reports=0, acks=0)
     assert not watchdog.observe(1.0 + STALL_S - 0.5, waiting=900, reports=0, acks=0).stalled
     verdict = watchdog.observe(1.0 + STALL_S + 0.5, waiting=900, reports=0, acks=0)
-    assert verdict.stalled and not verdict.delivering
-    assert verdict.reason == "producer stalled: no delivery report for 150 s with 900 records waiting"
+    assert verdict.stalled
+    assert not verdict.delivering
+    assert (
+        verdict.reason == "producer stalled: no delivery report for 150 s with 900 records waiting"
+    )
     # a stalled producer is not trusted again, even if reports trickle in or the queue empties
     later = watchdog.observe(STALL_S + 10, waiting=0, reports=5, acks=5)
-    assert later.stalled and later.reason == verdict.reason
+    assert later.stalled
+    assert later.reason == verdict.reason
 
 
 def test_reports_reset_the_stall_clock_but_only_acknowledgements_the_slow_one() -> None:
