@@ -38,11 +38,11 @@ def test_cassandra_down_past_a_short_reconnect_schedule_every_tick_once(tmp_path
         rate_per_s=40,
         before_s=5,
         after_s=5,
-        reconnect_base_delay_s=0.1,
-        reconnect_max_delay_s=0.2,
+        reconnect_base_delay_s=0.05,
+        reconnect_max_delay_s=0.1,
         work_dir=tmp_path,
     )
-    assert default_schedule_gives_up_after_s(0.1, 0.2) < plan.outage_s / 2
+    assert default_schedule_gives_up_after_s(0.05, 0.1) < plan.outage_s / 2
     counts = _drill(plan)
 
     assert problems(counts) == [], render(counts)
