@@ -212,10 +212,13 @@ def render(counts: DrillCounts) -> str:
             counts.health, service, "readiness", counts.outage_started_s, counts.outage_ended_s
         )
         back = recovered_at(counts.health, service, "readiness", counts.outage_started_s)
-        after = "" if back is None else f"; SERVING {back - counts.outage_ended_s:+.1f} s"
+        after = ""
+        if back is not None and back > counts.outage_started_s and NOT_SERVING in during:
+            after = (
+                f"; SERVING again {back - counts.outage_ended_s:+.1f} s after the server was back"
+            )
         lines.append(
-            f"  {service:<12} readiness during the outage: {'/'.join(sorted(during)) or '-'}"
-            f"{after} after the server was back"
+            f"  {service:<12} readiness during the outage: {'/'.join(sorted(during)) or '-'}{after}"
         )
     if counts.backlog_written_s is not None:
         lines.append(
