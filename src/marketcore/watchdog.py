@@ -4,8 +4,9 @@
 report (an acknowledgement or an error) for every record within ``delivery.timeout.ms`` of
 producing it; so while records wait:
 
-- no acknowledgement for ``slow_after_s``: *not delivering* (Kafka down or refusing): the
-  service is not ready, and recovers by itself when Kafka does;
+- no acknowledgement for ``slow_after_s`` while records wait, or only errors reported (no
+  acknowledgement) for that long: *not delivering* (Kafka down, or refusing every record):
+  the service is not ready, and recovers by itself at the next acknowledgement;
 - no report at all, not even an error, for ``stall_after_s`` (the delivery timeout plus a
   margin): the producer broke its promise and is *stalled*. That is sticky: only a new
   producer (a restart) is trusted again.
@@ -41,6 +42,7 @@ class DeliveryWatchdog:
         self._acks = 0
         self._report_at: float | None = None  # last report, or since when something waits
         self._ack_at: float | None = None
+        self._failing_since: float | None = None  # errors reported, no acknowledgement since
         self._stalled_reason = ""
 
     def observe(self, now_s: float, waiting: int, reports: int, acks: int) -> DeliveryVerdict:
@@ -54,6 +56,10 @@ class DeliveryWatchdog:
                 self._report_at = now_s
             if acks != self._acks:
                 self._ack_at = now_s
+        if acks != self._acks:
+            self._failing_since = None
+        elif reports != self._reports and self._failing_since is None:
+            self._failing_since = now_s
         self._reports, self._acks = reports, acks
         if self._stalled_reason:
             return DeliveryVerdict(delivering=False, stalled=True, reason=self._stalled_reason)
@@ -72,6 +78,9 @@ class DeliveryWatchdog:
                 # stable while it lasts (readiness logs each change of reason)
                 reason=f"records waiting, none acknowledged for over {self.slow_after_s:g} s",
             )
+        if self._failing_since is not None and now_s - self._failing_since >= self.slow_after_s:
+            reason = f"only delivery errors, no acknowledgement, for over {self.slow_after_s:g} s"
+            return DeliveryVerdict(delivering=False, stalled=False, reason=reason)
         return _DELIVERING
 
 

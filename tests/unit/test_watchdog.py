@@ -100,3 +100,18 @@ def test_overdue() -> None:
     assert not overdue(100.0, 109.9, 10.0)
     assert overdue(100.0, 110.0, 10.0)
     assert not overdue(0.0, 1e9, 0.0)  # 0: never
+
+
+def test_a_broker_refusing_every_record_at_once_is_not_delivering() -> None:
+    """Errors come back at once (nothing stays waiting): still not delivering, until an
+    acknowledgement; one failed record among acknowledged ones changes nothing."""
+    watchdog = _watchdog()
+    watchdog.observe(0.0, waiting=0, reports=0, acks=0)
+    assert watchdog.observe(1.0, waiting=0, reports=10, acks=9).delivering
+    assert watchdog.observe(2.0, waiting=0, reports=20, acks=19).delivering
+    for second in range(3, 14):
+        verdict = watchdog.observe(float(second), waiting=0, reports=20 + second, acks=19)
+    assert not verdict.delivering
+    assert not verdict.stalled
+    assert verdict.reason == f"only delivery errors, no acknowledgement, for over {SLOW_S:g} s"
+    assert watchdog.observe(14.0, waiting=0, reports=40, acks=20).delivering
