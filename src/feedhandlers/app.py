@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from feedhandlers.venues.itch.parse import ItchParser
 from feedhandlers.venues.kraken.client import KrakenClient
 from feedhandlers.venues.kraken.parse import KrakenParser
 from marketcore.backoff import BackoffPolicy
+from marketcore.watchdog import DeliveryWatchdog
 from marketinfra.errors import InfraError
 from marketinfra.health import HealthPort
 from marketinfra.kafka import make_admin, require_topics
@@ -64,6 +65,8 @@ from marketinfra.readiness import KAFKA, Readiness
 log = structlog.get_logger(__name__)
 _UPKEEP_S = 0.1
 VENUE = "venue"  # readiness: subscribed to the venue
+DELIVERY = "delivery"  # readiness: Kafka acknowledges what waits (or nothing waits)
+PRODUCER = "producer"  # liveness: the producer reports deliveries (the watchdog)
 
 
 def make_client(settings: FeedHandlerSettings) -> VenueClient:
@@ -125,10 +128,20 @@ class FeedHandler:
     connection: FeedConnection
     publisher: MetricsPublisher
     readiness: Readiness = field(default_factory=Readiness)
+    # what only a restart cures (see marketinfra.health): the delivery watchdog
+    liveness: Readiness = field(default_factory=Readiness)
+    clock: Callable[[], float] = time.monotonic
+    watchdog: DeliveryWatchdog = field(init=False)
 
     def __post_init__(self) -> None:
         self.readiness.add(KAFKA, "not checked yet")
         self.readiness.add(VENUE, "not connected yet")
+        self.readiness.add(DELIVERY, "not checked yet")
+        self.liveness.add(PRODUCER, "not checked yet")
+        self.liveness.set(PRODUCER, True)  # nothing produced yet: nothing overdue
+        self.watchdog = DeliveryWatchdog(
+            self.settings.delivery_slow_s, self.settings.delivery_stall_after_s()
+        )
 
     def upkeep(self) -> None:
         self.sink.poll()
@@ -136,6 +149,23 @@ class FeedHandler:
         # before the first statistics: build() reached the brokers (require_topics)
         self.readiness.set(KAFKA, self.sink.brokers_up != 0, "no broker connected")
         self.readiness.set(VENUE, self.connection.connected, "not connected to the venue")
+        self._watch_delivery()
+
+    def _watch_delivery(self) -> None:
+        sink = self.sink
+        verdict = self.watchdog.observe(self.clock(), sink.waiting(), sink.reports, sink.acks)
+        self.readiness.set(DELIVERY, verdict.delivering, verdict.reason)
+        if verdict.stalled and PRODUCER not in self.liveness.unmet():
+            metrics.DELIVERY_STALLS.labels(self.settings.venue).inc()
+            log.error(
+                "delivery_stalled",
+                reason=verdict.reason,
+                waiting=sink.waiting(),
+                reports=sink.reports,
+                brokers_up=sink.brokers_up,
+                action="liveness NOT_SERVING: restart this handler",
+            )
+        self.liveness.set(PRODUCER, not verdict.stalled, verdict.reason)
 
 
 def connection_settings(settings: FeedHandlerSettings) -> ConnectionSettings:
@@ -232,6 +262,7 @@ def _finish(handler: FeedHandler, reason: str) -> int:
         accepted=handler.sink.accepted,
         unacknowledged=unacknowledged,
         delivery_errors=handler.sink.delivery_errors.total(),
+        delivery_errors_by_code=dict(handler.sink.delivery_errors),
         dropped=dict(handler.sink.dropped),
         fatal=handler.sink.fatal_error,
     )
@@ -246,7 +277,7 @@ async def serve(handler: FeedHandler) -> int:
         topic=handler.settings.ticks_topic,
         feed_handler_id=handler.pipeline.feed_handler_id,
     )
-    health = HealthPort(handler.readiness)
+    health = HealthPort(handler.readiness, liveness=handler.liveness)
     await health.start(handler.settings.health)
     loop_lag = asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG))
     try:

@@ -14,6 +14,10 @@ from pydantic_settings import SettingsConfigDict
 from marketinfra.settings import CommonSettings
 from marketinfra.topics import TICKS_RAW
 
+# librdkafka reports every record within delivery.timeout.ms; its timeout scan and an
+# in-flight request's own timeout can add seconds, never this much.
+_DELIVERY_STALL_MARGIN_S = 30.0
+
 Venue = Literal["coinbase", "binance", "binance-usdm", "kraken", "fix", "itch"]
 VENUES: tuple[Venue, ...] = ("coinbase", "binance", "binance-usdm", "kraken", "fix", "itch")
 
@@ -45,6 +49,13 @@ class FeedHandlerSettings(CommonSettings):
     # On SIGTERM, how long to wait for Kafka to acknowledge every accepted tick.
     stop_timeout_s: float = Field(default=30.0, ge=0)
     stats_interval_ms: int = Field(default=5_000, ge=100)
+    # Delivery watchdog (marketcore.watchdog): while ticks wait in the producer, no
+    # acknowledgement for delivery_slow_s makes the handler not ready (Kafka down or
+    # refusing); no delivery report at all (not even an error) for delivery_stall_s (0: the
+    # producer's KAFKA_DELIVERY_TIMEOUT_MS plus 30 s), which librdkafka promises never
+    # happens, fails liveness: the orchestrator restarts the handler.
+    delivery_slow_s: float = Field(default=10.0, gt=0)
+    delivery_stall_s: float = Field(default=0.0, ge=0)
     # The connection: silence watchdog, keep-alive pings, reconnect backoff.
     silence_timeout_s: float = Field(default=10.0, gt=0)
     open_timeout_s: float = Field(default=10.0, gt=0)
@@ -88,6 +99,12 @@ class FeedHandlerSettings(CommonSettings):
 
     def channel_list(self) -> list[str]:
         return [item.strip() for item in self.channels.split(",") if item.strip()]
+
+    def delivery_stall_after_s(self) -> float:
+        """The watchdog's "no report at all" limit (see ``delivery_stall_s``)."""
+        if self.delivery_stall_s:
+            return max(self.delivery_stall_s, self.delivery_slow_s)
+        return self.kafka.delivery_timeout_ms / 1000 + _DELIVERY_STALL_MARGIN_S
 
 
 def _address(url: str, scheme: str) -> tuple[str, int]:

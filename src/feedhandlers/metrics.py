@@ -49,6 +49,13 @@ DELIVERY_ERRORS = Counter(
     ["venue", "code"],
     registry=REGISTRY,
 )
+DELIVERY_STALLS = Counter(
+    "feedhandler_delivery_stalls_total",
+    "Times the delivery watchdog found the producer stalled (records waiting, no delivery "
+    "report within the delivery timeout plus a margin); liveness fails after one",
+    ["venue"],
+    registry=REGISTRY,
+)
 PRODUCE_LATENCY = Histogram(
     "feedhandler_produce_latency_seconds",
     "produce() to broker acknowledgement of each tick (librdkafka's message latency)",

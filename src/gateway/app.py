@@ -210,7 +210,9 @@ def _check_readiness(gateway: Gateway, *, first: bool = False) -> None:
         if trading is not None:
             readiness.add(TRADING_LOG, "not checked yet")
     readiness.set(PARTITIONS, feed.alive, "the Kafka feed stopped")
-    readiness.set(KAFKA, feed.connected, "the Kafka feed has no broker connected")
+    readiness.set(
+        KAFKA, feed.connected, "the Kafka feed is not reading (no broker connected, or silent)"
+    )
     if cluster is not None:
         up = any(host.is_up for host in cluster.metadata.all_hosts())
         readiness.set(CASSANDRA, up, "no Cassandra node up")

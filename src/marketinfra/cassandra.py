@@ -62,9 +62,24 @@ def make_cluster(settings: CassandraSettings) -> Cluster:
         control_connection_timeout=settings.connect_timeout_s,
         auth_provider=auth,
         protocol_version=5,
-        # The driver's default waits up to 10 minutes between reconnection attempts; a writer
-        # paused on a Cassandra outage should notice the node is back within seconds.
-        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+        reconnection_policy=reconnection_policy(settings),
+    )
+
+
+def reconnection_policy(settings: CassandraSettings) -> ExponentialReconnectionPolicy:
+    """Reconnect to a down node for as long as the process lives, at most
+    ``reconnect_max_delay_s`` apart.
+
+    The driver's own default waits up to 10 minutes between attempts; worse, an
+    ExponentialReconnectionPolicy gives up after ``max_attempts`` (64 by default, about 295 s
+    at a 5 s cap): the driver logs "exhausted retry schedule", the node stays marked down
+    after it is back, every write fails with NoHostAvailable and a paused tick writer never
+    resumes (issue 15, item 9). ``max_attempts=None`` never gives up.
+    """
+    return ExponentialReconnectionPolicy(
+        base_delay=settings.reconnect_base_delay_s,
+        max_delay=max(settings.reconnect_max_delay_s, settings.reconnect_base_delay_s),
+        max_attempts=None,
     )
 
 

@@ -4,10 +4,16 @@ and the services' own ports do; this one carries no data, so it needs none.
 
 Service names answered:
 
-- ``liveness``: SERVING while the process's event loop answers (a wedged loop times out);
-- ``readiness`` and ``""``: SERVING while every condition of the service's ``Readiness`` is
-  met, NOT_SERVING (the unmet conditions are logged) otherwise, and from the moment the
-  service starts to stop.
+- ``liveness`` ("restart me" when NOT_SERVING): SERVING while the process's event loop
+  answers (a wedged loop times out) and every condition of its ``liveness`` (a second
+  ``Readiness``, if the service has one) is met. Those conditions name wedges a restart
+  cures and waiting does not: a feed handler's producer that stopped reporting deliveries, a
+  tick writer unable to write for longer than any outage it should ride out. An outage of
+  Kafka or Cassandra alone never fails liveness (restarting every pod would not bring the
+  server back, and the restarts would delay recovery);
+- ``readiness`` and ``""`` ("do not count on me"): SERVING while every condition of the
+  service's ``Readiness`` is met, NOT_SERVING (the unmet conditions are logged) otherwise,
+  and from the moment the service starts to stop.
 
 A service may pass its other health servicers (the gateway's on its TLS port, the tick
 writer's on TickWriterService) to follow the same readiness under its own service names.
@@ -43,8 +49,14 @@ class Follower:
 
 
 class HealthPort:
-    def __init__(self, readiness: Readiness, followers: Sequence[Follower] = ()) -> None:
+    def __init__(
+        self,
+        readiness: Readiness,
+        followers: Sequence[Follower] = (),
+        liveness: Readiness | None = None,
+    ) -> None:
         self._readiness = readiness
+        self._liveness = liveness
         self._servicer = health_aio.HealthServicer()
         self._followers = [Follower(self._servicer, ("", READINESS)), *followers]
         self._server: grpc.aio.Server | None = None
@@ -62,6 +74,8 @@ class HealthPort:
                 loop.call_soon_threadsafe(self._changed.set)
 
         self._readiness.watch(changed)
+        if self._liveness is not None:
+            self._liveness.watch(changed)
         await self._publish()
         self._task = asyncio.create_task(self._follow())
         if not settings.port:
@@ -72,7 +86,6 @@ class HealthPort:
         port = server.add_insecure_port(address)
         if port == 0:
             raise OSError(f"cannot listen for health checks on {address}")
-        await self._servicer.set(LIVENESS, _SERVING)
         await server.start()
         self._server = server
         log.info("health_serving", address=settings.address, port=port)
@@ -97,6 +110,8 @@ class HealthPort:
             await self._publish()
 
     async def _publish(self) -> None:
+        alive = self._liveness is None or self._liveness.ready
+        await self._servicer.set(LIVENESS, _SERVING if alive else _NOT_SERVING)
         status = _SERVING if self._readiness.ready else _NOT_SERVING
         for follower in self._followers:
             for service in follower.services:

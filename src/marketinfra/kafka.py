@@ -1,6 +1,8 @@
 """Kafka clients with the project's defaults, built in one place.
 
-Producers: acks=all with idempotence (a retry never duplicates a record), lz4,
+Producers: acks=all with idempotence (the producer's retries within the delivery timeout
+write a record once; a record reported timed out may have been written all the same, and
+written again by a later retry: consumers must expect duplicates, see the README), lz4,
 a small linger, and the murmur2 partitioner so a key maps to the same
 partition as in Java clients, Kafka Streams and Strimzi tooling.
 Consumers: manual commits and cooperative-sticky assignment.

@@ -49,6 +49,11 @@ class CassandraSettings(BaseSettings):
     password: SecretStr = SecretStr("")
     connect_timeout_s: float = Field(default=5.0, gt=0)
     request_timeout_s: float = Field(default=5.0, gt=0)
+    # The driver's reconnection schedule for a node that went down: exponential from the base
+    # delay up to the max delay between attempts, and never giving up (its default gives up
+    # after 64 attempts; a writer then stays paused for good, see marketinfra.cassandra).
+    reconnect_base_delay_s: float = Field(default=0.5, gt=0)
+    reconnect_max_delay_s: float = Field(default=5.0, gt=0)
     # Where the CQL files live: the repo's cql/ unless set (container images copy it).
     cql_dir: Path = _REPO_CQL_DIR
 

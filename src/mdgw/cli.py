@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from feedhandlers import cli as feedhandlers_cli
 from gateway import cli as gateway_cli
-from mdgw.commands import bench, k8s_topics, migrate, schema, topics
+from mdgw.commands import bench, drill, k8s_topics, migrate, schema, topics
 from mdgw.localinfra import LocalInfraError, register_cli
 from tickwriter import cli as tickwriter_cli
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_cli.register(subparsers)
     bench.register(subparsers)
     migrate.register(subparsers)
+    drill.register(subparsers)
     return parser
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from pydantic import ValidationError
 
 from marketcore.backoff import BackoffPolicy
+from marketcore.watchdog import overdue
 from marketinfra.cassandra import connect, require_keyspace
 from marketinfra.errors import InfraError, NotSetUpError
 from marketinfra.grpc_security import TokenTable, server_credentials
@@ -62,6 +64,9 @@ _DECODERS: Mapping[str, Decoder] = {
     "orders": decode_order_event,
 }
 GRPC_GRACE_S = 10.0
+CHECK_INTERVAL_S = 0.5
+CASSANDRA_NODES = "cassandra_nodes"  # readiness: the driver sees a Cassandra node up
+WRITER = "writer"  # liveness: the pipeline turns and has not been unable to write for long
 SERVICE_NAME = SERVICE
 HealthServicer = health_aio.HealthServicer
 
@@ -73,6 +78,22 @@ class TickWriter:
     writer: CassandraRowWriter
     pipeline: TickPipeline
     readiness: Readiness
+    liveness: Readiness
+
+    def check(self, now_s: float) -> None:
+        """Report the conditions the pipeline does not report itself (``now_s``: monotonic)."""
+        hosts_up = any(host.is_up for host in self.cluster.metadata.all_hosts())
+        self.readiness.set(CASSANDRA_NODES, hosts_up, "no Cassandra node up")
+        pipeline, settings = self.pipeline, self.settings
+        since = pipeline.unable_to_write_since
+        if overdue(since, now_s, settings.restart_after_unable_s):
+            self.liveness.set(
+                WRITER, False, f"unable to write for over {settings.restart_after_unable_s:g} s"
+            )
+        elif overdue(pipeline.last_turn_at, now_s, settings.loop_stuck_s):
+            self.liveness.set(WRITER, False, f"pipeline stuck for over {settings.loop_stuck_s:g} s")
+        else:
+            self.liveness.set(WRITER, True)
 
 
 def build(settings: TickWriterSettings) -> TickWriter:
@@ -92,6 +113,9 @@ def build(settings: TickWriterSettings) -> TickWriter:
     readiness.add(PARTITIONS, "not in the consumer group yet")
     readiness.add(CASSANDRA, "not written yet")
     readiness.set(CASSANDRA, True)  # connected just above; unmet while writes fail
+    readiness.add(CASSANDRA_NODES, "not checked yet")
+    liveness = Readiness()
+    liveness.add(WRITER, "not checked yet")
     commit_timer = CommitTimer()
     overrides: dict[str, Any] = {
         "session.timeout.ms": settings.session_timeout_ms,
@@ -121,7 +145,9 @@ def build(settings: TickWriterSettings) -> TickWriter:
         lag_gauges=lag_gauges,
         readiness=readiness,
     )
-    return TickWriter(settings, cluster, writer, pipeline, readiness)
+    app = TickWriter(settings, cluster, writer, pipeline, readiness, liveness)
+    app.check(time.monotonic())
+    return app
 
 
 def _on_stats(lag_gauges: LagGauges, readiness: Readiness) -> Callable[[str], None]:
@@ -188,7 +214,9 @@ async def serve(app: TickWriter) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     health = HealthServicer()  # TickWriterService's own, on its port, following readiness too
-    health_port = HealthPort(app.readiness, [Follower(health, ("", SERVICE_NAME))])
+    health_port = HealthPort(
+        app.readiness, [Follower(health, ("", SERVICE_NAME))], liveness=app.liveness
+    )
     await health_port.start(settings.health)
     loop_lag = asyncio.create_task(watch_loop_lag(metrics.EVENT_LOOP_LAG))
     worker = threading.Thread(target=app.pipeline.run, name="tickwriter-pipeline", daemon=True)
@@ -210,8 +238,9 @@ async def serve(app: TickWriter) -> int:
         log.info("tickwriter_grpc_serving", address=settings.grpc_address, port=port, tls=tls)
 
     while not stop.is_set() and worker.is_alive():
+        app.check(time.monotonic())
         try:
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await asyncio.wait_for(stop.wait(), timeout=CHECK_INTERVAL_S)
         except TimeoutError:
             continue
     log.info("tickwriter_stopping")

@@ -42,6 +42,11 @@ class TickWriterSettings(CommonSettings):
     stats_interval_ms: int = Field(default=1000, ge=0)
     retry_base_s: float = Field(default=0.2, gt=0)
     retry_cap_s: float = Field(default=5.0, gt=0)
+    # Liveness (restart me): unable to write for this long (0: never), longer than any
+    # Cassandra outage the writer should ride out by itself (it resumes alone when a node is
+    # back); or the consume loop not turning for loop_stuck_s.
+    restart_after_unable_s: float = Field(default=900.0, ge=0)
+    loop_stuck_s: float = Field(default=60.0, gt=0)
     # TickWriterService (internal gRPC); port 0 turns it off. Callers are checked as the
     # gateway checks them: TLS (mutual with a client CA) and bearer tokens, or plaintext on
     # loopback only (grpc_insecure, `mdgw tickwriter --insecure`) for local development.

@@ -92,6 +92,10 @@ class TickPipeline:
         self._stop = threading.Event()
         self.flushes = 0
         self.crashed: BaseException | None = None
+        # time.monotonic() of the first of the writes failing now (None: writes go through),
+        # and of the loop's latest turn: what the writer's liveness watches
+        self.unable_to_write_since: float | None = None
+        self.last_turn_at = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
@@ -125,6 +129,7 @@ class TickPipeline:
     # -- the loop ------------------------------------------------------------------------
 
     def _poll_once(self) -> None:
+        self.last_turn_at = time.monotonic()
         pending = self._pending
         want = self._policy.max_records - len(pending.messages)
         if pending.messages:
@@ -208,6 +213,7 @@ class TickPipeline:
             try:
                 attempt_write()
             except WriteFailed as exc:
+                self._writes_failing()
                 if self._in_rebalance:
                     log.warning("write_failed_during_rebalance", what=what, error=str(exc))
                     return False
@@ -223,6 +229,7 @@ class TickPipeline:
                 self._pause()
                 deadline = time.monotonic() + delay
                 while time.monotonic() < deadline:
+                    self.last_turn_at = time.monotonic()
                     if self._stop.is_set():
                         log.warning("flush_abandoned_on_stop", what=what)
                         return False
@@ -233,7 +240,23 @@ class TickPipeline:
                     if self._lag_gauges is not None:
                         self._lag_gauges.refresh_while_paused(self._consumer, self._assigned)
             else:
+                self._writes_recovered(what)
                 return True
+
+    def _writes_failing(self) -> None:
+        if self.unable_to_write_since is None:
+            self.unable_to_write_since = time.monotonic()
+            if self._readiness is not None:
+                self._readiness.set(CASSANDRA, False, "writes failing; retrying")
+
+    def _writes_recovered(self, what: str) -> None:
+        if self.unable_to_write_since is None:
+            return
+        unable_s = time.monotonic() - self.unable_to_write_since
+        log.info("writes_recovered", what=what, unable_s=round(unable_s, 1))
+        self.unable_to_write_since = None
+        if self._readiness is not None and not self._paused:  # else _resume() says so
+            self._readiness.set(CASSANDRA, True)
 
     def _keep_for_next_flush(self, arrived: list[Message]) -> None:
         """Records that came while a write was retried (partitions assigned meanwhile; paused

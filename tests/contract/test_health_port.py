@@ -86,3 +86,26 @@ async def test_no_port_still_keeps_followers_in_step() -> None:
     reply = await other.Check(health_pb2.HealthCheckRequest(service=""), None)
     assert reply.status == SERVING
     await port.stop()
+
+
+async def test_liveness_follows_its_own_conditions_and_never_readiness() -> None:
+    """Readiness "do not count on me" and liveness "restart me" are separate: an outage
+    (a readiness condition) leaves liveness SERVING; a wedge (a liveness condition) fails it."""
+    readiness, liveness = Readiness(), Readiness()
+    readiness.add(KAFKA, "no broker connected")
+    liveness.add("producer", "not checked yet")
+    port = HealthPort(readiness, liveness=liveness)
+    bound = await port.start(HealthSettings(port=free_port()))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{bound}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        assert await _status(stub, LIVENESS) == NOT_SERVING
+        liveness.set("producer", True)
+        await _until_async(lambda: _is(stub, LIVENESS, SERVING))
+        assert await _status(stub, READINESS) == NOT_SERVING  # Kafka still down: not a wedge
+
+        liveness.set("producer", False, "producer stalled")
+        await _until_async(lambda: _is(stub, LIVENESS, NOT_SERVING))
+        readiness.set(KAFKA, True)
+        await _until_async(lambda: _is(stub, READINESS, SERVING))
+        assert await _status(stub, LIVENESS) == NOT_SERVING
+        await port.stop()

@@ -9,7 +9,12 @@ lz4, ``KAFKA_LINGER_MS``, murmur2 keys). On top of that:
   ``delivery.report.only.error`` on 300k records. Failed deliveries are counted by error
   code and logged (the first few, then one in ``_LOG_EVERY``), never dropped silently.
 - librdkafka statistics (``stats_cb``, once per ``statistics.interval.ms``) say how many
-  brokers the producer is connected to (``brokers_up``): the feed handler's readiness.
+  brokers the producer is connected to (``brokers_up``): the feed handler's readiness. Losing
+  the last broker, and getting one back, are logged (``kafka_brokers_down``/``_up``), as are
+  librdkafka's client errors (``error_cb``: ``kafka_client_error``).
+- ``reports`` and ``acks`` count delivery reports and acknowledgements, and ``waiting()`` the
+  records produced and not yet reported: what the delivery watchdog
+  (``marketcore.watchdog``) watches.
 
 Buffer policy, when Kafka is slow or down (the handler keeps reading the venue):
 
@@ -93,6 +98,8 @@ class KafkaTickSink:
         self.dropped: Counter[str] = Counter()
         self.delivery_errors: Counter[str] = Counter()
         self.fatal_error: str | None = None
+        self.reports = 0  # delivery reports served (acknowledgements and errors)
+        self.acks = 0
         self._observe_latency = observe_latency
         # brokers connected in the latest statistics (None: no statistics yet)
         self.brokers_up: int | None = None
@@ -178,6 +185,10 @@ class KafkaTickSink:
         """Records accepted but not yet acknowledged, plus the overflow slots."""
         return len(self.producer) + len(self._overflow)
 
+    def waiting(self) -> int:
+        """Records produced whose delivery report has not come yet."""
+        return len(self.producer)
+
     def overflow_depth(self) -> int:
         return len(self._overflow)
 
@@ -195,7 +206,9 @@ class KafkaTickSink:
     # --- librdkafka callbacks (served by poll/flush, on this thread) --------------------
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        self.reports += 1
         if error is None:
+            self.acks += 1
             latency_s = message.latency()
             if latency_s is not None and self._observe_latency is not None:
                 self._observe_latency(latency_s)
@@ -224,4 +237,8 @@ class KafkaTickSink:
             self.fatal_error = f"{error.name()}: {error.str()}"
 
     def _on_stats(self, stats_json: str) -> None:
-        self.brokers_up = brokers_up(orjson.loads(stats_json))
+        before, self.brokers_up = self.brokers_up, brokers_up(orjson.loads(stats_json))
+        if self.brokers_up == 0 and before != 0:
+            log.error("kafka_brokers_down", topic=self.topic, waiting=len(self.producer))
+        elif self.brokers_up and before == 0:
+            log.info("kafka_brokers_up", topic=self.topic, brokers=self.brokers_up)

@@ -49,7 +49,11 @@ class KafkaFeed:
         batch_max: int = 500,
         max_batches_in_flight: int = 4,
         from_beginning: bool = False,
+        silent_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``silent_after_s``: no librdkafka statistics (due every second, served by the
+        consume loop) for this long means the feed is not reading: ``connected`` is False."""
         self._settings = settings
         self._topic = topic
         self._deliver = deliver
@@ -63,6 +67,9 @@ class KafkaFeed:
         self.crashed: BaseException | None = None
         self.partitions = 0
         self._brokers_up: int | None = None  # from librdkafka statistics; None: none yet
+        self._silent_after_s = silent_after_s
+        self._clock = clock
+        self._stats_at = clock()  # the latest statistics (or the start)
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Assign every partition at its current end (blocking), then read on a thread."""
@@ -86,6 +93,7 @@ class KafkaFeed:
             raise
         consumer.assign(assignment)
         self.partitions = len(assignment)
+        self._stats_at = self._clock()
         self._consumer = consumer
         self._thread = threading.Thread(target=self._run, name="gateway-feed", daemon=True)
         self._thread.start()
@@ -132,11 +140,19 @@ class KafkaFeed:
     @property
     def connected(self) -> bool:
         """A broker connected in the latest statistics (before the first: positioning the
-        feed at start, which needed the brokers, succeeded)."""
-        return self.alive and self._brokers_up != 0
+        feed at start, which needed the brokers, succeeded), and those statistics recent: a
+        consume loop that stopped turning serves none."""
+        if not self.alive or self._brokers_up == 0:
+            return False
+        return self._clock() - self._stats_at < self._silent_after_s
 
     def _on_stats(self, stats_json: str) -> None:  # on the feed thread, inside consume()
-        self._brokers_up = brokers_up(orjson.loads(stats_json))
+        before, self._brokers_up = self._brokers_up, brokers_up(orjson.loads(stats_json))
+        self._stats_at = self._clock()
+        if self._brokers_up == 0 and before != 0:
+            log.error("feed_brokers_down", topic=self._topic)
+        elif self._brokers_up and before == 0:
+            log.info("feed_brokers_up", topic=self._topic, brokers=self._brokers_up)
 
     def _run(self) -> None:
         consumer = self._consumer
