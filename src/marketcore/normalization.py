@@ -61,6 +61,7 @@ _PROBLEM_REASONS: dict[TickProblem, RejectReason] = {
     TickProblem.NO_PRICE: RejectReason.NO_PRICE,
     TickProblem.NO_EVENT_TIME: RejectReason.NO_TIME,
     TickProblem.IMPLAUSIBLE_EVENT_TIME: RejectReason.IMPLAUSIBLE_TIME,
+    TickProblem.OVERSIZED_FIELD: RejectReason.BAD_SYMBOL,
 }
 
 

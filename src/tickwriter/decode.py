@@ -1,6 +1,10 @@
 """Kafka record bytes -> rows, or a RecordRejected saying why (the record then goes to the DLQ).
 
-Proto messages stop here: what leaves this module is domain rows.
+Proto messages stop here: what leaves this module is domain rows. Limits are checked here,
+before anything is written: a record over its size limit (``oversized_record``), a tick whose
+identifiers are too long (``invalid_tick:oversized_field``, the ``marketcore.ticks`` limits),
+a trade or order event whose strings are too long (``oversized_field``). Reasons never echo
+the offending value, only its name and length.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from tickwriter.rows import OrderEventRow, TickRow, TradeRow, tick_row, utc_date
 
 MessageT = TypeVar("MessageT", bound=Message)
 
+# A tick is ~100-600 bytes; 16 KiB leaves room for fields of a newer schema. Trades and order
+# events carry the request and free text, and stay well under Kafka's default 1 MB.
+MAX_TICK_RECORD_BYTES = 16 * 1024
+MAX_RECORD_BYTES = 256 * 1024
+# Every string of a trade or order event (ids, symbol, text): a key part must stay far below
+# the 64 KiB Cassandra can hold, and order ids are capped at 64 by the gateway already.
+MAX_TRADING_STRING_CHARS = 1024
+
 
 def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
     try:
@@ -34,11 +46,12 @@ def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
 
 
 def decode_tick(payload: bytes | None) -> TickRow:
-    return validated_tick_row(_parse(PriceUpdate, payload), payload or b"")
+    return validated_tick_row(_parse(PriceUpdate, payload, MAX_TICK_RECORD_BYTES), payload or b"")
 
 
 def decode_trade(payload: bytes | None) -> TradeRow:
-    report = _parse(ExecutionReport, payload)
+    report = _parse(ExecutionReport, payload, MAX_RECORD_BYTES)
+    _check_strings(report)
     missing = [
         name
         for name, value in (
@@ -83,7 +96,8 @@ def order_entity_id(account_id: str, order_id: str) -> str:
 
 
 def decode_order_event(payload: bytes | None) -> OrderEventRow:
-    update = _parse(OrderStatusUpdate, payload)
+    update = _parse(OrderStatusUpdate, payload, MAX_RECORD_BYTES)
+    _check_strings(update)
     if not update.order_id or update.event_sequence == 0:
         raise RecordRejected("invalid_order_event", "order_id and event_sequence are required")
     return OrderEventRow(
@@ -96,10 +110,28 @@ def decode_order_event(payload: bytes | None) -> OrderEventRow:
     )
 
 
-def _parse(message_type: type[MessageT], payload: bytes | None) -> MessageT:
+def _parse(message_type: type[MessageT], payload: bytes | None, max_bytes: int) -> MessageT:
     if not payload:
         raise RecordRejected("empty_value", "record has no value")
+    if len(payload) > max_bytes:
+        raise RecordRejected(
+            "oversized_record",
+            f"{len(payload)} bytes; at most {max_bytes} for a {message_type.__name__}",
+        )
     try:
         return message_type.FromString(payload)
     except DecodeError as exc:
         raise RecordRejected("undecodable", f"not a {message_type.__name__}: {exc}") from exc
+
+
+def _check_strings(message: Message, where: str = "") -> None:
+    """Every string field of ``message`` and of its sub-messages within the trading limit."""
+    for descriptor, value in message.ListFields():
+        name = f"{where}{descriptor.name}"
+        if isinstance(value, str) and len(value) > MAX_TRADING_STRING_CHARS:
+            raise RecordRejected(
+                "oversized_field",
+                f"{name} is {len(value)} characters; at most {MAX_TRADING_STRING_CHARS}",
+            )
+        if isinstance(value, Message):
+            _check_strings(value, f"{name}.")
