@@ -35,6 +35,9 @@ MAX_TRADING_STRING_CHARS = 1024
 
 
 def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
+    """The row of ``update`` (whose bytes are ``payload``), or RecordRejected: the Kafka path
+    and TickWriterService share these limits and rules (a string over its limit is named
+    first: the clearer answer for a caller)."""
     try:
         tick = tick_from_proto(update)
     except MalformedDecimalError as exc:
@@ -42,6 +45,8 @@ def validated_tick_row(update: PriceUpdate, payload: bytes) -> TickRow:
     rejection = check_tick(tick)
     if rejection is not None:
         raise RecordRejected(f"invalid_tick:{rejection.problem}", rejection.detail)
+    if len(payload) > MAX_TICK_RECORD_BYTES:
+        raise _too_big(len(payload), MAX_TICK_RECORD_BYTES, PriceUpdate)
     return tick_row(tick, payload)
 
 
@@ -114,14 +119,17 @@ def _parse(message_type: type[MessageT], payload: bytes | None, max_bytes: int) 
     if not payload:
         raise RecordRejected("empty_value", "record has no value")
     if len(payload) > max_bytes:
-        raise RecordRejected(
-            "oversized_record",
-            f"{len(payload)} bytes; at most {max_bytes} for a {message_type.__name__}",
-        )
+        raise _too_big(len(payload), max_bytes, message_type)
     try:
         return message_type.FromString(payload)
     except DecodeError as exc:
         raise RecordRejected("undecodable", f"not a {message_type.__name__}: {exc}") from exc
+
+
+def _too_big(size: int, limit: int, message_type: type[Message]) -> RecordRejected:
+    return RecordRejected(
+        "oversized_record", f"{size} bytes; at most {limit} for a {message_type.__name__}"
+    )
 
 
 def _check_strings(message: Message, where: str = "") -> None:
