@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from financial.marketdata.v2.common_pb2 import OrderStatus, Side
@@ -76,6 +77,7 @@ def decode_trade(payload: bytes | None) -> TradeRow:
         raise RecordRejected("malformed_decimal", str(exc)) from exc
     if report.execution_time_ns <= 0 or quantity <= 0:
         raise RecordRejected("invalid_trade", "execution time and fill quantity must be positive")
+    side = _enum_name(Side.DESCRIPTOR, report.side, "invalid_trade", "side")
     return TradeRow(
         account_id=report.account_id,
         trade_date=trade_date_text(report.exchange, report.execution_time_ns),
@@ -84,7 +86,7 @@ def decode_trade(payload: bytes | None) -> TradeRow:
         order_id=report.order_id,
         exchange=report.exchange,
         symbol=report.symbol,
-        side=Side.Name(report.side),
+        side=side,
         quantity_nanos=quantity,
         price_nanos=price,
         fees_nanos=fees,
@@ -105,12 +107,13 @@ def decode_order_event(payload: bytes | None) -> OrderEventRow:
     _check_strings(update)
     if not update.order_id or update.event_sequence == 0:
         raise RecordRejected("invalid_order_event", "order_id and event_sequence are required")
+    event_type = _enum_name(OrderStatus.DESCRIPTOR, update.status, "invalid_order_event", "status")
     return OrderEventRow(
         entity_type="order",
         entity_id=order_entity_id(update.account_id, update.order_id),
         event_sequence=update.event_sequence,
         event_time=utc_datetime(update.event_time_ns),
-        event_type=OrderStatus.Name(update.status),
+        event_type=event_type,
         payload=payload or b"",
     )
 
@@ -124,6 +127,15 @@ def _parse(message_type: type[MessageT], payload: bytes | None, max_bytes: int) 
         return message_type.FromString(payload)
     except DecodeError as exc:
         raise RecordRejected("undecodable", f"not a {message_type.__name__}: {exc}") from exc
+
+
+def _enum_name(enum: EnumDescriptor, number: int, reason: str, field: str) -> str:
+    """The name of ``number`` in ``enum``; a number this version does not define (proto3 enums
+    are open: any int32 decodes) is a rejection, not a crash."""
+    value = enum.values_by_number.get(number)
+    if value is None:
+        raise RecordRejected(reason, f"{field} {number} is not a known {enum.name}")
+    return str(value.name)
 
 
 def _too_big(size: int, limit: int, message_type: type[Message]) -> RecordRejected:
