@@ -1,8 +1,9 @@
 """The consume -> batch -> write -> commit loop (runs on its own thread).
 
-At-least-once without duplicates: offsets are committed only after every record up to them
-is written to Cassandra or delivered to the DLQ, and every row is an idempotent upsert, so
-a record read twice (after a crash, a rebalance or a replay) rewrites the same row.
+At-least-once, each row stored once: offsets are committed only after every record up to them
+is written to Cassandra or delivered to the DLQ, and every row is an idempotent upsert, so a
+record read twice (after a crash, a rebalance or a replay), or produced twice (Kafka may hold
+duplicates after a long broker outage), rewrites the same row.
 
 Poison records: a record that cannot be decoded or breaks a limit or rule goes to the DLQ at
 decode (``tickwriter.decode``). A write that fails in a way a retry may fix (Cassandra down,
