@@ -33,7 +33,6 @@ from marketcore.order_book import TopOfBook, book_to_nanos
 from marketcore.scaled_decimal import NotADecimalError, parse_nanos_fast
 from marketcore.ticks import Tick, TickProblem, check_tick
 
-
 MAX_DETAIL_CHARS = 300
 
 
