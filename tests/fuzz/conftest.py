@@ -26,6 +26,14 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fuzz-ci"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite feeds 100 kB values on purpose; hypothesis warns when it describes one (for a
+    # report or a replay), and warnings are errors here: that warning is about us, not a bug.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = os.environ.get("MDGW_FUZZ_REPORT")
     if report:
