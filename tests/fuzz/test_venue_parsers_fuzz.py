@@ -410,3 +410,22 @@ def test_soup_streams_cut_and_corrupted_anywhere_never_crash(data: st.DataObject
     for kind, payload in framer.feed(bytes(stream[:cut])) + framer.feed(bytes(stream[cut:])):
         if kind == b"S":
             _check(parser.parse(payload, ITCH_MIDNIGHT + 10**9))
+
+
+@pytest.mark.parametrize("digits", [21, 5_000, 100_000])
+def test_fix_numbers_of_thousands_of_digits_are_refused_not_raised(digits: int) -> None:
+    """Found by a long run: a SequenceReset with a 100,000-digit NewSeqNo raised ValueError
+    out of the session (int() refuses over 4,300 digits); MsgSeqNum and BodyLength likewise."""
+    huge = "9" * digits
+    session = _fix_session()
+    session.on_message(decode(_fix("A", [(98, "0"), (108, "30")])), FIX_T0)
+    outcome = session.on_message(decode(_fix("4", [(123, "Y"), (36, huge)], 2)), FIX_T0)
+    assert session.expected_in < 10**20
+    assert outcome is not None
+    bad_seq = fix_schema.encode("0", [(49, "SIM"), (56, "MDGW"), (34, huge), (52, "x")])
+    with pytest.raises(FixFormatError, match="bad MsgSeqNum"):
+        decode(bad_seq)
+    _check(FixParser().parse(bad_seq, FIX_T0))
+    stream = b"8=FIX.4.4\x019=" + huge.encode() + b"\x0135=0\x01"
+    pieces = FixFramer().feed(stream)
+    assert any("BodyLength" in piece.error for piece in pieces)
