@@ -9,6 +9,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.core.limits import DEFAULT_MAX_BATCH_ORDERS, DEFAULT_MAX_SYMBOLS_PER_STREAM
 from marketinfra.grpc_security import is_loopback
 from marketinfra.settings import CommonSettings
 from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TICKS_RAW, TRADES_EXECUTED
@@ -44,7 +45,7 @@ class GatewaySettings(CommonSettings):
     # replaced (throttled streams keep 1: the latest of the window). See core/outbox.py.
     stream_depth: int = Field(default=32, ge=1, le=1024)
     max_streams: int = Field(default=10_000, ge=1)
-    max_symbols_per_stream: int = Field(default=1_000, ge=1)
+    max_symbols_per_stream: int = Field(default=DEFAULT_MAX_SYMBOLS_PER_STREAM, ge=1)
     # Connections: clients reconnect (and so spread over new replicas) after about this long.
     max_connection_age_s: float = Field(default=1_800.0, gt=0)
     max_connection_age_grace_s: float = Field(default=300.0, ge=0)
@@ -88,7 +89,9 @@ class GatewaySettings(CommonSettings):
     max_orders_per_second: float = Field(default=100.0, gt=0)
     order_burst: int = Field(default=200, ge=1)
     price_band_bps: int = Field(default=1_000, ge=1)  # limit within 10% of the reference price
-    max_batch_orders: int = Field(default=10_000, ge=1)  # orders in one SubmitOrders call
+    max_batch_orders: int = Field(
+        default=DEFAULT_MAX_BATCH_ORDERS, ge=1
+    )  # orders in one SubmitOrders call
     trading_recovery_timeout_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")

@@ -6,6 +6,8 @@ GatewayError
  +-- FeedError               (retriable) the Kafka feed cannot be read (topic missing, broker down)
  +-- JournalError            the trading log cannot be written or read: trading stops until a
  |                           restart rebuilds the orders from the log
+ +-- RecordRefusedError      Kafka refused one append's record for good (too large for the
+ |                           topic, invalid): that submission is refused, the log carries on
  +-- OrderOutcomeUnknown     (retriable) a client's SubmitOrders got no answer after every
                              attempt: the orders may or may not be placed; sending them again
                              with the same order ids is safe (and says which)
@@ -45,6 +47,16 @@ class FeedError(GatewayError):
 
 class JournalError(GatewayError):
     pass
+
+
+class RecordRefusedError(GatewayError):
+    """One append of the trading log was refused by Kafka for a reason no retry fixes (its
+    record is larger than the topic takes, or invalid); nothing of it was written, and every
+    other append is written as usual."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the trading log refused the record: {detail}")
+        self.detail = detail
 
 
 class OrderOutcomeUnknown(GatewayError):

@@ -4,13 +4,13 @@ and the benchmark run the real server, servicer and core on them, with no Kafka 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from financial.marketdata.v2.orders_pb2 import OrderStatusUpdate, PositionUpdate
 from financial.marketdata.v2.prices_pb2 import PriceUpdate
 from gateway.core.quotes import DayBar
 from gateway.core.updates import FeedUpdate
-from gateway.errors import JournalError, QuoteStoreError
+from gateway.errors import JournalError, QuoteStoreError, RecordRefusedError
 from gateway.market import MarketData
 from gateway.service.convert import decode_update
 from gateway.trading.convert import (
@@ -107,7 +107,9 @@ def decoded(updates: Iterable[PriceUpdate]) -> list[FeedUpdate]:
 
 class MemoryTradingLog:
     """A ``TradingLog`` in memory: appends commit at once (or fail, with ``failing``), and a
-    restart reads back what the previous instance recorded (share one ``records`` list)."""
+    restart reads back what the previous instance recorded (share one ``records`` list).
+    ``refuses(record)``: an append holding such a record is refused alone, as Kafka refuses a
+    record too large for its topic (``RecordRefusedError``)."""
 
     def __init__(
         self, records: list[Record] | None = None, topics: TradingTopics | None = None
@@ -119,6 +121,7 @@ class MemoryTradingLog:
         self.failed: JournalError | None = None
         self.failing = False
         self.stopped = False
+        self.refuses: Callable[[Record], bool] = lambda record: False
 
     def start(self, timeout_s: float) -> None:
         self.stopped = False
@@ -156,6 +159,8 @@ class MemoryTradingLog:
             self.failed = JournalError("the memory log was told to fail")
         if self.failed is not None:
             done.set_exception(self.failed)
+        elif any(self.refuses(record) for record in records):
+            done.set_exception(RecordRefusedError("Kafka refused it: MSG_SIZE_TOO_LARGE"))
         else:
             self.records.extend(records)
             done.set_result(None)

@@ -1,7 +1,9 @@
 """The process's market state on the event loop: the quote view, the fan-out, the store.
 
 The Kafka feed hands decoded batches to ``apply`` (on the loop, so no locks); streams and
-GetQuote read from here. Rules live in ``core``; this module only sequences them with I/O.
+GetQuote read from here. A tick already seen (Kafka delivers at least once) is dropped first
+(``core.dedupe``), so the quote view, the streams and the trading desk each take it once.
+Rules live in ``core``; this module only sequences them with I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway import metrics
+from gateway.core.dedupe import SeenTicks
 from gateway.core.fanout import FanOut, ShapeGroup, Subscriber
 from gateway.core.ports import QuoteStore
 from gateway.core.quotes import Quote, QuoteBook
@@ -52,6 +55,7 @@ class MarketData:
     ) -> None:
         self.book = QuoteBook(started_ns if started_ns is not None else wall_ns())
         self.fanout: FanOut[FeedUpdate] = FanOut(max_lag_ns, stream_depth)
+        self.seen = SeenTicks()
         self._store = store
         self._probe_exchanges = list(probe_exchanges)
         self._monotonic_ns = monotonic_ns
@@ -66,11 +70,18 @@ class MarketData:
     def apply(self, updates: Sequence[FeedUpdate]) -> None:
         """Fold a batch from the feed into the view and offer the fresh ones to subscribers."""
         now_ns = self._monotonic_ns()
-        book, fanout = self.book, self.fanout
-        stale = 0
+        book, fanout, seen = self.book, self.fanout, self.seen
+        stale = duplicates = 0
+        evicted = seen.evicted
         fresh: list[FeedUpdate] | None = [] if self.listeners else None
         for update in updates:
-            if book.apply(update):
+            tick = update.tick
+            event_ns = tick.event_time_ns or tick.received_time_ns
+            if seen.is_duplicate(
+                tick.exchange, tick.symbol, tick.feed_handler_id, tick.feed_sequence, event_ns
+            ):
+                duplicates += 1
+            elif book.apply(update):
                 fanout.publish(update.key, update, now_ns)
                 if fresh is not None:
                     fresh.append(update)
@@ -80,13 +91,21 @@ class MarketData:
             for listener in self.listeners:
                 listener(fresh)
         self.applied += len(updates)
-        if stale:
-            metrics.FEED_RECORDS.labels("stale").inc(stale)
+        self._count(stale, duplicates, seen.evicted - evicted)
         if updates:
-            metrics.FEED_RECORDS.labels("applied").inc(len(updates) - stale)
+            metrics.FEED_RECORDS.labels("applied").inc(len(updates) - stale - duplicates)
             newest = max(update.event_ns for update in updates)
             metrics.FEED_DELAY.set(max(0.0, (self._wall_ns() - newest) / NANOS_PER_SECOND))
             metrics.INSTRUMENTS.set(len(book))
+
+    @staticmethod
+    def _count(stale: int, duplicates: int, evicted: int) -> None:
+        if stale:
+            metrics.FEED_RECORDS.labels("stale").inc(stale)
+        if duplicates:
+            metrics.FEED_RECORDS.labels("duplicate").inc(duplicates)
+        if evicted:
+            metrics.FEED_DEDUPE_EVICTIONS.inc(evicted)
 
     # -- streams -----------------------------------------------------------------------------
 

@@ -46,6 +46,11 @@ STREAM_ENDS = Counter(
 FEED_RECORDS = Counter(
     "gateway_feed_records_total", "Kafka records read", ["result"], registry=REGISTRY
 )
+FEED_DEDUPE_EVICTIONS = Counter(
+    "gateway_feed_dedupe_evictions_total",
+    "Instrument and feed handler pairs forgotten by duplicate detection to bound its memory",
+    registry=REGISTRY,
+)
 FEED_DELAY = Gauge(
     "gateway_feed_delay_seconds",
     "Now minus the event time of the newest tick applied",
@@ -65,7 +70,7 @@ ORDERS = Counter(
     "New-order requests by outcome",
     ["outcome"],
     registry=REGISTRY,
-)  # accepted, rejected, duplicate, refused
+)  # accepted, rejected, duplicate, refused, withdrawn (Kafka refused its record)
 ORDERS_REJECTED = Counter(
     "gateway_orders_rejected_total", "Rejected orders", ["reason"], registry=REGISTRY
 )
@@ -85,6 +90,11 @@ JOURNAL_COMMIT_SECONDS = Histogram(
 )
 JOURNAL_RECORDS = Counter(
     "gateway_journal_records_total", "Order event records committed", registry=REGISTRY
+)
+JOURNAL_RECORDS_REFUSED = Counter(
+    "gateway_journal_records_refused_total",
+    "Appends Kafka refused for good (a record too large or invalid); those submissions withdrawn",
+    registry=REGISTRY,
 )
 
 EVENT_LOOP_LAG = Histogram(

@@ -29,6 +29,7 @@ from financial.marketdata.v2.orders_pb2 import (
     RequestReject,
     TradingMessage,
 )
+from gateway.core.limits import MAX_IDENTIFIER_LENGTH, MAX_ORDER_ID_LENGTH, text_problem
 from marketcore.fixed_point import (
     NANOS_DECIMALS,
     NANOS_LIMIT,
@@ -40,7 +41,6 @@ from marketcore.fixed_point import (
 )
 from marketinfra.decimal_codec import decimal_nanos, to_decimal
 
-MAX_ORDER_ID_LENGTH = 64  # the gateway refuses longer ids (gateway.trading.convert)
 SIDES = {"buy": common.SIDE_BUY, "sell": common.SIDE_SELL}
 TIMES_IN_FORCE = {
     "day": common.TIME_IN_FORCE_DAY,
@@ -96,6 +96,10 @@ def order_request(
         raise ValueError(f"side must be buy or sell, not {side!r}")
     if not symbol or symbol != symbol.strip() or any(char.isspace() for char in symbol):
         raise ValueError(f"symbol must be one word, not {symbol!r}")
+    for field, value in (("symbol", symbol), ("exchange", exchange)):
+        problem = text_problem(field, value, MAX_IDENTIFIER_LENGTH)
+        if problem is not None:  # the gateway would refuse it (INVALID_ARGUMENT)
+            raise ValueError(problem)
     tif = TIMES_IN_FORCE.get(time_in_force.strip().lower())
     if tif is None:
         raise ValueError(f"time in force must be day, ioc or gtc, not {time_in_force!r}")

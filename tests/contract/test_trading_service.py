@@ -26,6 +26,7 @@ from marketinfra.topics import ORDERS_LIFECYCLE, POSITIONS_UPDATES, TRADES_EXECU
 from tests.contract.trading_support import (
     ALICE,
     BOB,
+    SYMBOL,
     VIEWER,
     exact,
     order,
@@ -286,3 +287,76 @@ async def test_sub_micro_prices_and_sizes_cross_the_wire_exactly(tmp_path: Path)
             160_262_000,
         )
         assert nanos(position.net_quantity) == exact("0.12345678")
+
+
+# -- limits and refused records (issue 15) ---------------------------------------------------
+
+HUGE = "A" * 600_000  # a ~600 KB symbol: once recorded several times over, failing the log
+
+
+async def test_an_oversized_field_is_invalid_argument_and_nothing_is_recorded() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101, ask_size=1)])
+        stub = services_pb2_grpc.MarketDataServiceStub(served.client(ALICE).channel)
+        metadata = (("authorization", f"Bearer {ALICE}"),)
+        for field in ("symbol", "exchange", "account_id"):
+            bad = order(f"big-{field}", "buy", 1)
+            setattr(bad, field, HUGE)
+
+            async def one(request: OrderRequest = bad) -> AsyncIterator[OrderRequest]:
+                yield request
+
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.SubmitOrders(one(), timeout=30, metadata=metadata)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            details = caught.value.details() or ""
+            assert f"{field} is 600000 characters; at most 64" in details
+            assert len(details) < 200
+
+            session = stub.LiveTrading(metadata=metadata, timeout=30)
+            await session.write(TradingMessage(new_order=bad))
+            assert await session.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert served.log.records == []
+        summary = await served.client(ALICE).submit_orders([order("fine-1", "buy", "0.5")])
+        assert summary.results[0].status == common.ORDER_STATUS_FILLED
+
+
+async def test_an_order_whose_record_kafka_refuses_is_withdrawn_and_the_rest_carry_on() -> None:
+    async with trading_gateway() as served:
+        served.feed.push([tick(100, 101, ask_size=1)])
+        served.log.refuses = lambda record: b"refused-" in record.key
+        summary = await served.client(ALICE).submit_orders(
+            [
+                order("kept-1", "buy", 1, limit=99),
+                order("refused-1", "buy", "0.5"),  # a market order: fills in its submission
+                order("kept-2", "buy", 1, limit=99),
+            ]
+        )
+        statuses = [(r.order_id, r.status, r.reject_reason) for r in summary.results]
+        assert statuses == [
+            ("kept-1", common.ORDER_STATUS_NEW, 0),
+            ("refused-1", common.ORDER_STATUS_REJECTED, common.REJECT_REASON_MALFORMED),
+            ("kept-2", common.ORDER_STATUS_NEW, 0),
+        ]
+        assert "not placed" in summary.results[1].reject_text
+        assert summary.rejection_reasons[0].startswith("refused-1: ")
+        manager = served.gateway.trading.desk.manager  # type: ignore[union-attr]
+        # withdrawn: the order and the fill it made are gone from memory, as from the log
+        assert manager.order("alice", "refused-1") is None
+        assert manager.position("alice", SYMBOL) is None
+        assert served.records(TRADES_EXECUTED.name) == []
+        recorded = {OrderStatusUpdate.FromString(r.value).order_id for r in served.log.records}
+        assert recorded == {"kept-1", "kept-2"}
+
+        call = served.client(ALICE).trading_session()
+        await call.write(TradingMessage(new_order=order("refused-2", "buy", 1, limit=99)))
+        seen = await read_until(call, lambda m: m.HasField("reject"))
+        assert [m.WhichOneof("payload") for m in seen[-1:]] == ["reject"]
+        assert seen[-1].reject.order_id == "refused-2"
+        assert not any(m.HasField("status") and m.status.order_id == "refused-2" for m in seen)
+        await call.write(TradingMessage(new_order=order("kept-3", "buy", 1, limit=99)))
+        seen = await read_until(call, lambda m: m.HasField("status"))
+        assert seen[-1].status.order_id == "kept-3"
+        await call.done_writing()
+        assert await call.code() == grpc.StatusCode.OK
+        assert served.gateway.trading.alive  # type: ignore[union-attr]

@@ -26,14 +26,22 @@ def require_server(name: str, address: str, hint: str) -> None:
 
 
 def create_topics_and_wait(
-    admin: AdminClient, names: Sequence[str], partitions: int, timeout_s: float = 60.0
+    admin: AdminClient,
+    names: Sequence[str],
+    partitions: int,
+    timeout_s: float = 60.0,
+    config: dict[str, str] | None = None,
 ) -> None:
     """Create topics and return once the broker's metadata shows every partition of each with a
     leader: a created topic is not usable at once (consumers assigned to it before that get
     "Unknown topic or partition"), and on a busy machine the gap is seconds, not milliseconds.
-    ``timeout_s`` is a guard against a stuck broker, far above any normal wait."""
+    ``timeout_s`` is a guard against a stuck broker, far above any normal wait. ``config``:
+    topic configs for every one of them."""
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+            for name in names
+        ]
     )
     for future in futures.values():
         future.result(timeout=timeout_s)

@@ -6,10 +6,11 @@ here is what the client reads.
 
 Identifiers are normalized symbols and exchange codes as the feed handlers write them
 (``AAPL``, ``BTC-USD``, ``NASDAQ``): 1 to 64 characters of upper-case letters, digits and
-``.-_/:``. They are matched exactly, and nothing is upper-cased on the client's behalf: a
-lower-case ``aapl`` is refused, naming the spelling that works (``AAPL``), instead of a stream
-that would stay silent forever or a bare NOT_FOUND. (Refusing rather than normalizing keeps
-one spelling everywhere: what a client asks for is what every update and stored row says.)
+``.-_/:`` (limits: ``core.limits``). They are matched exactly, and nothing is upper-cased
+on the client's behalf: a lower-case ``aapl`` is refused, naming the spelling that works
+(``AAPL``), instead of a stream that would stay silent forever or a bare NOT_FOUND. (Refusing
+rather than normalizing keeps one spelling everywhere: what a client asks for is what every
+update and stored row says.)
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.core.limits import DEFAULT_MAX_SYMBOLS_PER_STREAM, MAX_IDENTIFIER_LENGTH, preview
 from marketcore.instruments import InstrumentKey
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9._/:-]{1,64}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9._/:-]+$")
 NANOS_PER_MILLI = 1_000_000
 
 
@@ -37,7 +39,7 @@ class Invalid:
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionLimits:
-    max_symbols: int = 1000
+    max_symbols: int = DEFAULT_MAX_SYMBOLS_PER_STREAM
     max_throttle_ms: int = 60_000
     max_batch_size: int = 1000
     default_batch_size: int = 100
@@ -68,8 +70,14 @@ class QuoteQuery:
 
 
 def _check_identifier(field: str, value: str) -> Invalid | None:
+    if len(value) > MAX_IDENTIFIER_LENGTH:  # first: nothing scans or echoes a huge value
+        return Invalid(
+            field,
+            f"{len(value)} characters; a symbol or exchange code has at most "
+            f"{MAX_IDENTIFIER_LENGTH}",
+        )
     if not _IDENTIFIER.match(value):
-        return Invalid(field, f"{value[:80]!r} is not a symbol or exchange code")
+        return Invalid(field, f"{preview(value)} is not a symbol or exchange code")
     if value != value.upper():
         return Invalid(
             field,

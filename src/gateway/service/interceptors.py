@@ -23,6 +23,7 @@ import grpc
 import structlog
 
 from gateway import metrics
+from gateway.core.limits import MAX_REQUEST_ID_LENGTH
 from gateway.security import CURRENT_ACCOUNT, Account, Authenticator, AuthFailure
 from marketinfra.grpc_security import REFUSALS
 
@@ -97,7 +98,10 @@ class _Call:
         metadata = dict(context.invocation_metadata() or ())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            rpc=self.rpc, peer=context.peer(), request_id=metadata.get("x-request-id", "-")
+            rpc=self.rpc,
+            peer=context.peer(),
+            # a client's header: logged on every line of the call, so cut to its limit
+            request_id=str(metadata.get("x-request-id", "-"))[:MAX_REQUEST_ID_LENGTH],
         )
         outcome = self.tokens.authenticate(self.method, metadata)
         if isinstance(outcome, AuthFailure):

@@ -9,6 +9,9 @@ Status codes describe the call; business outcomes are replies:
   whole batch first, so a batch with a malformed order places nothing;
 - a rejected order: an ``OrderResult`` / ``OrderStatusUpdate`` with status REJECTED and the
   reason; a refused cancel or a reused order id: a ``RequestReject``;
+- an order whose record Kafka refuses for good (larger than the topic takes): withdrawn, and
+  answered like a refused request (REJECTED / a ``RequestReject``, reason MALFORMED, naming
+  the order id); nothing of it is recorded and everything else carries on;
 - the trading log cannot be written: UNAVAILABLE (the outcome of the last orders is unknown;
   resubmit them with the same order ids once the gateway is back: duplicates are answered, not
   placed twice);
@@ -38,11 +41,11 @@ from financial.marketdata.v2.orders_pb2 import (
     TradingMessage,
 )
 from gateway.client import CANCEL_ON_DISCONNECT, SESSION_HEADER
-from gateway.errors import JournalError
+from gateway.errors import JournalError, RecordRefusedError
 from gateway.security import CURRENT_ACCOUNT
 from gateway.trading import convert
 from gateway.trading.convert import Malformed
-from gateway.trading.desk import Session, TradingDesk
+from gateway.trading.desk import Session, TradingDesk, refusal
 from marketcore.trading.events import RequestRefused
 from marketcore.trading.model import OrderSpec
 
@@ -78,16 +81,18 @@ class TradingService:
                 await _refuse_batch(context, position, str(spec))
             specs.append(spec)
         results: list[OrderResult] = []
-        committed: asyncio.Future[None] | None = None
+        commits: list[asyncio.Future[None]] = []
         try:
             for spec in specs:
                 outcome, committed = self._desk.place(spec, caller)
+                commits.append(committed)
                 if isinstance(outcome, RequestRefused):
                     results.append(convert.refused_result(outcome))
                 else:
                     results.append(convert.order_result(outcome.order, duplicate=outcome.duplicate))
-            if committed is not None:
-                await committed  # appends commit in order: the last one done means all are
+            # every one: an append Kafka refused fails alone, the others are committed
+            done = await asyncio.gather(*commits, return_exceptions=True)
+            _withdrawn_results(results, specs, done, caller)
         except JournalError:
             await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_TEXT)
         return _summary(results)
@@ -158,6 +163,21 @@ class TradingService:
         return None
 
 
+def _withdrawn_results(
+    results: list[OrderResult],
+    specs: list[OrderSpec],
+    done: list[BaseException | None],
+    caller: str,
+) -> None:
+    """Replace the results of the submissions Kafka refused to record (withdrawn) with their
+    refusal; raises the first other failure (JournalError: the log failed)."""
+    for position, (spec, error) in enumerate(zip(specs, done, strict=True)):
+        if isinstance(error, RecordRefusedError):
+            results[position] = convert.refused_result(refusal(spec, caller, error))
+        elif error is not None:
+            raise error
+
+
 async def _write_session(session: Session, context: Context) -> None:
     """Write the session's messages in order, each once its events are committed; returns
     when the session overflowed."""
@@ -165,7 +185,10 @@ async def _write_session(session: Session, context: Context) -> None:
     while not session.overflowed:
         committed, message = await outbox.get()
         try:
-            await committed
+            try:
+                await committed
+            except RecordRefusedError:
+                continue  # withdrawn, never recorded: the session hears the refusal instead
             await context.write(message)
         finally:
             outbox.task_done()

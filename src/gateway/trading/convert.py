@@ -4,6 +4,10 @@ Structural checks live here: a request that cannot be an order at all (no usable
 symbol, an unknown side/type/time-in-force number, a quantity or price that is not a canonical
 ``Decimal``) is a malformed request (INVALID_ARGUMENT), not an order; everything else reaches
 the order core, which rejects with a reason. A zero value is written as an unset field.
+
+Every string is checked against its limit (``gateway.core.limits``) first, before the order
+core, a log line or the trading log sees it: an order whose fields are within the limits makes
+records far below Kafka's record size limit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ from financial.marketdata.v2.orders_pb2 import (
     PositionUpdate,
     RequestReject,
     TradingMessage,
+)
+from gateway.core.limits import (
+    MAX_ACCOUNT_ID_LENGTH,
+    MAX_CANCEL_REASON_LENGTH,
+    MAX_IDENTIFIER_LENGTH,
+    MAX_ORDER_ID_LENGTH,
+    text_problem,
 )
 from marketcore.instruments import KEY_SEPARATOR, InstrumentKey, InvalidInstrumentError
 from marketcore.trading.events import (
@@ -43,8 +54,6 @@ from marketcore.trading.model import (
 )
 from marketcore.trading.positions import NANOS, Position
 from marketinfra.decimal_codec import MalformedDecimalError, decimal_nanos, to_decimal
-
-MAX_ORDER_ID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +108,29 @@ def _check_id(order_id: str) -> Malformed | None:
     return None
 
 
+def _check_texts(where: str, *fields: tuple[str, str, int]) -> Malformed | None:
+    """The first (name, value, limit) past its limit, named with ``where``."""
+    for name, value, limit in fields:
+        problem = text_problem(name, value, limit)
+        if problem is not None:
+            return Malformed(f"{where}: {problem}")
+    return None
+
+
 def spec_from_proto(request: OrderRequest, caller: str) -> OrderSpec | Malformed:
     """The order a request asks for; an empty ``account_id`` is the caller's."""
     problem = _check_id(request.order_id)
     if problem is not None:
         return problem
     where = f"order {request.order_id}"
+    problem = _check_texts(
+        where,
+        ("symbol", request.symbol, MAX_IDENTIFIER_LENGTH),
+        ("exchange", request.exchange, MAX_IDENTIFIER_LENGTH),
+        ("account_id", request.account_id, MAX_ACCOUNT_ID_LENGTH),
+    )
+    if problem is not None:
+        return problem
     if not request.symbol or request.symbol != request.symbol.strip():
         return Malformed(f"{where}: symbol is empty or has surrounding spaces")
     if KEY_SEPARATOR in request.symbol or KEY_SEPARATOR in request.exchange:
@@ -149,6 +175,13 @@ def cancel_from_proto(request: OrderCancelRequest, caller: str) -> tuple[str, st
     """(order_id, account) of a cancel; a cancel naming another account is refused by the
     order core (PERMISSION_DENIED), as a new order naming one is."""
     problem = _check_id(request.order_id)
+    if problem is not None:
+        return problem
+    problem = _check_texts(
+        f"order {request.order_id}",
+        ("account_id", request.account_id, MAX_ACCOUNT_ID_LENGTH),
+        ("reason", request.reason, MAX_CANCEL_REASON_LENGTH),
+    )
     if problem is not None:
         return problem
     return request.order_id, request.account_id or caller

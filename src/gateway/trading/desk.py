@@ -10,6 +10,13 @@ Sessions: every LiveTrading session of an account receives every change of that 
 orders and positions from the moment it opens (whichever RPC placed the order), after the
 current state of its working orders. A session opened with cancel-on-disconnect cancels the
 orders it placed when it ends; otherwise they keep working (the default).
+
+A submission whose records Kafka refuses for good (``RecordRefusedError``: too large for the
+topic, invalid) is withdrawn, as if it had never come: nothing of it is in the log, so nothing
+of it stays in memory, and its caller is told a refusal naming the order id (``refusal``); the
+log and every other order carry on. Only when something else already happened to that order
+or its position (a tick filled it meanwhile) can memory not be put back: then the log fails as
+for any write error (a restart rebuilds the state from the log).
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ import structlog
 from financial.marketdata.v2.orders_pb2 import TradingMessage
 from gateway import metrics
 from gateway.core.updates import FeedUpdate
-from gateway.errors import JournalError
+from gateway.errors import JournalError, RecordRefusedError
 from gateway.trading import convert
 from gateway.trading.convert import Record, TradingTopics
 from gateway.trading.recovery import RecoveredState
-from marketcore.trading.events import Executed, RequestRefused, TradingEvent
-from marketcore.trading.model import Order, OrderSpec, Touch
+from marketcore.trading.events import Executed, RequestKind, RequestRefused, TradingEvent
+from marketcore.trading.model import Order, OrderSpec, Rejection, RejectReason, Touch
 from marketcore.trading.order_manager import OrderManager, Submitted
 from marketcore.trading.positions import Position
 
@@ -110,6 +117,7 @@ class TradingDesk:
         and resubmitting with the same order id after the gateway is back is safe). The
         session, if any, is told the outcome in its turn."""
         self._require_journal()
+        position_before = self.manager.position(spec.account_id, spec.symbol)
         outcome = self.manager.submit(spec, caller, self._wall_ns())
         if isinstance(outcome, RequestRefused):
             metrics.ORDERS.labels("refused").inc()
@@ -133,7 +141,16 @@ class TradingDesk:
             metrics.ORDERS.labels("accepted").inc()
             if session is not None:
                 session.placed.add(order.order_id)
-        return outcome, self._record(outcome.events)
+        committed = self._record(outcome.events)
+        position_after = self.manager.position(spec.account_id, spec.symbol)
+
+        def recorded(future: asyncio.Future[None]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if isinstance(error, RecordRefusedError):
+                self._withdraw(order, position_before, position_after, error, session)
+
+        committed.add_done_callback(recorded)
+        return outcome, committed
 
     async def submit(self, spec: OrderSpec, caller: str) -> Submitted | RequestRefused:
         """``place`` and wait for the commit."""
@@ -250,16 +267,72 @@ class TradingDesk:
         metrics.ORDERS_WORKING.set(self.manager.working_count())
         return committed
 
+    def _withdraw(
+        self,
+        order: Order,
+        position_before: Position | None,
+        position_after: Position | None,
+        error: RecordRefusedError,
+        session: Session | None,
+    ) -> None:
+        """Undo a submission Kafka refused to record (see the module docstring)."""
+        manager = self.manager
+        untouched = manager.order(order.account_id, order.order_id) is order and (
+            manager.position(order.account_id, order.spec.symbol) is position_after
+        )
+        if not untouched:
+            failed = JournalError(
+                f"order {order.order_id} of {order.account_id} could not be recorded "
+                f"({error.detail}) and has changed since: the log is behind memory"
+            )
+            self._journal.failed = failed
+            log.error("journal_failed", error=str(failed))
+            return
+        manager.withdraw(order.ref, position_before)
+        metrics.ORDERS.labels("withdrawn").inc()
+        metrics.ORDERS_WORKING.set(manager.working_count())
+        log.warning("order_withdrawn", order_id=order.order_id, reason=error.detail)
+        if session is not None:
+            session.placed.discard(order.order_id)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            session.tell(done, _reject_message(refusal(order.spec, order.account_id, error)))
+
     def _barrier(self) -> asyncio.Future[None]:
-        """A future done once everything appended so far is committed."""
+        """A future done once everything appended so far is committed (an append Kafka
+        refused counts as done: it is no concern of a later request)."""
         last = self._last_commit
         if last is None or (last.done() and not last.cancelled() and last.exception() is None):
             return self._journal.append([])
-        return last
+        if last.done() and isinstance(last.exception(), RecordRefusedError):
+            return self._journal.append([])
+        if last.done():
+            return last
+        barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(future: asyncio.Future[None]) -> None:
+            if barrier.done():
+                return
+            error = None if future.cancelled() else future.exception()
+            if error is None or isinstance(error, RecordRefusedError):
+                barrier.set_result(None)
+            else:
+                barrier.set_exception(error)
+
+        last.add_done_callback(settle)
+        return barrier
 
     def _require_journal(self) -> None:
         if self.failed is not None:
             raise self.failed
+
+
+def refusal(spec: OrderSpec, account_id: str, error: RecordRefusedError) -> RequestRefused:
+    """What the caller of a withdrawn submission is told: refused, nothing placed."""
+    text = f"not placed: {error}; nothing of this order was recorded"
+    return RequestRefused(
+        spec.order_id, account_id, RequestKind.NEW_ORDER, Rejection(RejectReason.MALFORMED, text)
+    )
 
 
 def _reject_message(refused: RequestRefused) -> TradingMessage:

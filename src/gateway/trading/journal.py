@@ -27,7 +27,7 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway import metrics
-from gateway.errors import JournalError
+from gateway.errors import GatewayError, JournalError, RecordRefusedError
 from gateway.trading.convert import Record, TradingTopics
 from gateway.trading.recovery import RecoveredState, read_trading_state
 from marketinfra.kafka import make_producer
@@ -36,6 +36,18 @@ from marketinfra.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 MAX_RECORDS_PER_TRANSACTION = 5_000
 ABORTED_RETRIES = 5
+# librdkafka's default message.max.bytes, less room for the record's framing in its batch
+DEFAULT_MAX_RECORD_BYTES = 1_000_000 - 1_024
+# Errors of one record that no retry fixes; the rest of the log is unaffected.
+_RECORD_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_MSG,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -43,6 +55,7 @@ class _Append:
     records: list[Record]
     done: asyncio.Future[None]
     queued_ns: int = field(default_factory=time.monotonic_ns)
+    refused: str | None = None  # why Kafka refused a record of it (nothing of it was written)
 
 
 class KafkaJournal:
@@ -54,12 +67,14 @@ class KafkaJournal:
         loop: asyncio.AbstractEventLoop,
         *,
         transaction_timeout_ms: int = 60_000,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self._settings = settings
         self._topics = topics
         self._transactional_id = transactional_id
         self._loop = loop
         self._transaction_timeout_ms = transaction_timeout_ms
+        self._max_record_bytes = max_record_bytes
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._producer: Producer | None = None
@@ -100,9 +115,20 @@ class KafkaJournal:
             done.set_exception(self.failed)
         elif not records:
             done.set_result(None)
+        elif (too_large := self._too_large(records)) is not None:
+            metrics.JOURNAL_RECORDS_REFUSED.inc()
+            log.warning("journal_record_refused", reason=too_large)
+            done.set_exception(RecordRefusedError(too_large))
         else:
             self._queue.put(_Append(records, done))
         return done
+
+    def _too_large(self, records: list[Record]) -> str | None:
+        for record in records:
+            size = len(record.key) + len(record.value)
+            if size > self._max_record_bytes:
+                return f"a record of {size} bytes, more than the log's {self._max_record_bytes}"
+        return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Commit what is queued, then stop."""
@@ -138,16 +164,53 @@ class KafkaJournal:
         log.info("journal_stopped")
 
     def _commit(self, producer: Producer, batch: list[_Append]) -> None:
+        refused = self._transaction(producer, batch)
+        if refused is None:
+            return
+        if len(batch) == 1:
+            batch[0].refused = refused
+        else:
+            # a refused record failed the whole transaction: write each append on its own
+            # (in order, as appends commit), so that only the one holding it is refused
+            log.warning("journal_isolating_refused_record", appends=len(batch), reason=refused)
+            for append in batch:
+                if self.failed is not None:
+                    return
+                append.refused = self._transaction(producer, [append])
+        for append in batch:
+            if append.refused is not None:
+                metrics.JOURNAL_RECORDS_REFUSED.inc()
+                log.warning("journal_record_refused", reason=append.refused)
+
+    def _transaction(self, producer: Producer, batch: list[_Append]) -> str | None:
+        """Write ``batch`` in one transaction. Returns why Kafka refused one of its records for
+        good (the transaction is then aborted: nothing of it is visible), else None; any other
+        failure fails the log (``self.failed``)."""
         started = time.monotonic()
+        refusals: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: object) -> None:
+            if error is not None and error.code() in _RECORD_ERRORS:
+                refusals.append(error)
+
         for attempt in range(1, ABORTED_RETRIES + 1):
+            refusals.clear()
             try:
                 producer.begin_transaction()
                 for append in batch:
                     for record in append.records:
-                        producer.produce(record.topic, record.value, record.key)
+                        producer.produce(
+                            record.topic, record.value, record.key, on_delivery=delivered
+                        )
                 producer.commit_transaction(self._transaction_timeout_ms / 1000)
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
+                refusal = _refusal(error, refusals)
+                if refusal is not None:
+                    producer.abort_transaction(self._transaction_timeout_ms / 1000)
+                    # the client hears the code only (the text names topics and broker ids)
+                    log.warning("journal_record_refused_by_kafka", error=refusal.str())
+                    return f"Kafka refused it: {refusal.name()}"
                 if error.txn_requires_abort() and attempt < ABORTED_RETRIES:
                     # nothing of this attempt is visible: abort and write the batch again
                     log.warning("journal_transaction_aborted", error=error.str(), attempt=attempt)
@@ -155,22 +218,35 @@ class KafkaJournal:
                     continue
                 self.failed = JournalError(f"the trading log cannot be written: {error.str()}")
                 log.error("journal_failed", error=error.str(), fatal=error.fatal())  # noqa: TRY400 - the reason is the message
-                return
+                return None
             except BufferError as exc:  # more records than the producer queue holds
                 self.failed = JournalError(f"the trading log cannot be written: {exc}")
                 log.error("journal_failed", error=str(exc))  # noqa: TRY400 - as above
-                return
+                return None
             metrics.JOURNAL_COMMIT_SECONDS.observe(time.monotonic() - started)
             metrics.JOURNAL_RECORDS.inc(sum(len(append.records) for append in batch))
-            return
+            return None
+        return None
 
     def _settle(self, batch: list[_Append]) -> None:
         failed = self.failed
         for append in batch:
-            self._loop.call_soon_threadsafe(_complete, append.done, failed)
+            error: GatewayError | None = failed
+            if append.refused is not None:
+                error = RecordRefusedError(append.refused)
+            self._loop.call_soon_threadsafe(_complete, append.done, error)
 
 
-def _complete(done: asyncio.Future[None], failed: JournalError | None) -> None:
+def _refusal(error: KafkaError, delivery_errors: list[KafkaError]) -> KafkaError | None:
+    """The one record's refusal behind a failed transaction, if that is what failed it."""
+    if error.code() in _RECORD_ERRORS:
+        return error
+    if delivery_errors and not error.fatal():
+        return delivery_errors[0]
+    return None
+
+
+def _complete(done: asyncio.Future[None], failed: GatewayError | None) -> None:
     if done.done():  # the caller went away
         return
     if failed is None:

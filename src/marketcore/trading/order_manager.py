@@ -259,6 +259,26 @@ class OrderManager:
                 working += 1
         return working
 
+    def withdraw(self, ref: OrderRef, position: Position | None) -> None:
+        """Forget an order whose submission could not be recorded, as if it had never come:
+        the venue stops working it and the account's position in its symbol goes back to
+        ``position`` (what it was before the submission; None: there was none). The caller
+        makes sure nothing else happened to the order or the position since."""
+        order = self._orders.pop(ref, None)
+        if order is None:
+            return
+        self._venue.cancel(ref)  # its report changes nothing: the order is gone
+        account = self._working.get(order.account_id)
+        if account is not None:
+            account.pop(order.order_id, None)
+            if not account:
+                del self._working[order.account_id]
+        position_key = (order.account_id, order.spec.symbol)
+        if position is None:
+            self._positions.pop(position_key, None)
+        else:
+            self._positions[position_key] = position
+
     # -- internals ---------------------------------------------------------------------------
 
     def _fill(self, order: Order, report: Filled, now_ns: int) -> list[TradingEvent]:
