@@ -33,6 +33,8 @@ from marketcore.order_book import TopOfBook, book_to_nanos
 from marketcore.scaled_decimal import NotADecimalError, parse_nanos_fast
 from marketcore.ticks import Tick, TickProblem, check_tick
 
+MAX_DETAIL_CHARS = 300
+
 
 class RejectReason(StrEnum):
     """Why a frame or a tick produced nothing; a bounded label set for metrics."""
@@ -61,13 +63,23 @@ _PROBLEM_REASONS: dict[TickProblem, RejectReason] = {
     TickProblem.NO_PRICE: RejectReason.NO_PRICE,
     TickProblem.NO_EVENT_TIME: RejectReason.NO_TIME,
     TickProblem.IMPLAUSIBLE_EVENT_TIME: RejectReason.IMPLAUSIBLE_TIME,
+    TickProblem.OVERSIZED_FIELD: RejectReason.BAD_SYMBOL,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """Why a frame or tick produced nothing. ``detail`` is for people (logs, counters' samples):
+    kept to ``MAX_DETAIL_CHARS``, since it may quote a venue's value, and a venue (or whoever
+    pretends to be one) may send a value of any size."""
+
     reason: RejectReason
     detail: str
+
+    def __post_init__(self) -> None:
+        if len(self.detail) > MAX_DETAIL_CHARS:
+            clipped = f"{self.detail[:MAX_DETAIL_CHARS]}... ({len(self.detail)} characters)"
+            object.__setattr__(self, "detail", clipped)  # frozen: set once, here
 
 
 def size_nanos(text: str) -> int | None:

@@ -12,6 +12,12 @@ from marketcore.trading_calendar import MAX_VENUE_CLOCK_AHEAD_NS, NANOS_PER_SECO
 # a NASDAQ session read from its first message at its last (04:00 to 20:00) is 16 h behind, and
 # a date off by one day is 23 h or more (ITCH dated from a fixed day after midnight was 24 h).
 MAX_EVENT_BEHIND_NS = 20 * 3600 * NANOS_PER_SECOND
+# Identifiers as venues and feed handlers write them are short (the longest seen is ~20
+# characters). Anything longer is refused by every stage before it is stored, served or
+# produced: Cassandra's driver cannot even encode a key part over 64 KiB (a 70,000-character
+# symbol once crash-looped the tick writer), and nothing downstream should carry such text.
+MAX_IDENTIFIER_CHARS = 64  # exchange, symbol, venue_symbol
+MAX_FEED_HANDLER_ID_CHARS = 256
 
 
 class TickProblem(StrEnum):
@@ -24,6 +30,7 @@ class TickProblem(StrEnum):
     NO_PRICE = "no_price"
     NO_EVENT_TIME = "no_event_time"
     IMPLAUSIBLE_EVENT_TIME = "implausible_event_time"
+    OVERSIZED_FIELD = "oversized_field"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,13 @@ def check_tick(tick: Tick) -> TickRejection | None:
     Rule for quotes: a zero price means "side empty"; negative prices are refused;
     a bid at or above the ask (both present) is a crossed or locked quote and refused.
     """
+    if (
+        len(tick.symbol) > MAX_IDENTIFIER_CHARS
+        or len(tick.exchange) > MAX_IDENTIFIER_CHARS
+        or len(tick.venue_symbol) > MAX_IDENTIFIER_CHARS
+        or len(tick.feed_handler_id) > MAX_FEED_HANDLER_ID_CHARS
+    ):
+        return _oversized(tick)
     if not tick.exchange:
         return TickRejection(TickProblem.MISSING_EXCHANGE, "exchange is empty")
     if not tick.symbol:
@@ -84,6 +98,23 @@ def check_tick(tick: Tick) -> TickRejection | None:
     if tick.event_time_ns <= 0 and tick.received_time_ns <= 0:
         return TickRejection(TickProblem.NO_EVENT_TIME, "neither event nor receive time")
     return check_event_time(tick.event_time_ns, tick.received_time_ns)
+
+
+def _oversized(tick: Tick) -> TickRejection:
+    """Which string is too long: its name and length, never its text (which may be huge)."""
+    name, length, limit = next(
+        (name, len(value), limit)
+        for name, value, limit in (
+            ("exchange", tick.exchange, MAX_IDENTIFIER_CHARS),
+            ("symbol", tick.symbol, MAX_IDENTIFIER_CHARS),
+            ("venue_symbol", tick.venue_symbol, MAX_IDENTIFIER_CHARS),
+            ("feed_handler_id", tick.feed_handler_id, MAX_FEED_HANDLER_ID_CHARS),
+        )
+        if len(value) > limit
+    )
+    return TickRejection(
+        TickProblem.OVERSIZED_FIELD, f"{name} is {length} characters; at most {limit}"
+    )
 
 
 def check_event_time(event_time_ns: int, received_time_ns: int) -> TickRejection | None:

@@ -1,10 +1,12 @@
 """Kafka clients with the project's defaults, built in one place.
 
-Producers: acks=all with idempotence (the producer's retries within the delivery timeout
-write a record once; a record reported timed out may have been written all the same, and
-written again by a later retry: consumers must expect duplicates, see the README), lz4,
-a small linger, and the murmur2 partitioner so a key maps to the same
-partition as in Java clients, Kafka Streams and Strimzi tooling.
+Producers: acks=all with idempotence, lz4, a small linger, and the murmur2 partitioner so a
+key maps to the same partition as in Java clients, Kafka Streams and Strimzi tooling.
+Idempotence covers librdkafka's own retries within one delivery timeout only: after a broker
+outage longer than ``delivery.timeout.ms``, records reported as timed out may in fact have been
+written, and producing them again (an application-level retry) writes them twice. Consumers
+must therefore tolerate duplicates (the tick writer's rows are idempotent upserts;
+the gateway drops them by feed_sequence; see the README).
 Consumers: manual commits and cooperative-sticky assignment.
 librdkafka's own log lines go through stdlib logging (and so structlog).
 """

@@ -1,8 +1,17 @@
 """The consume -> batch -> write -> commit loop (runs on its own thread).
 
-At-least-once without duplicates: offsets are committed only after every record up to them
-is written to Cassandra or delivered to the DLQ, and every row is an idempotent upsert, so
-a record read twice (after a crash, a rebalance or a replay) rewrites the same row.
+At-least-once, each row stored once: offsets are committed only after every record up to them
+is written to Cassandra or delivered to the DLQ, and every row is an idempotent upsert, so a
+record read twice (after a crash, a rebalance or a replay), or produced twice (Kafka may hold
+duplicates after a long broker outage), rewrites the same row.
+
+Poison records: a record that cannot be decoded or breaks a limit or rule goes to the DLQ at
+decode (``tickwriter.decode``). A write that fails in a way a retry may fix (Cassandra down,
+timed out, overloaded: ``WriteFailed``) is retried with backoff, consumption paused. A write
+that fails in a way no retry fixes (``WriteRefused``: the driver cannot encode a value,
+Cassandra answers InvalidRequest) is retried row by row: rows written alone are stored, those
+refused alone go to the DLQ (``write_refused:<kind>``) with their bytes. Either way the writer
+keeps running and commits past the record only once it is stored or dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -23,13 +33,14 @@ from tickwriter.adapters.dead_letters import DeadLetter
 from tickwriter.adapters.kafka_stats import LagGauges
 from tickwriter.batching import FlushPolicy, commit_positions, should_flush
 from tickwriter.daily_bars import BarKey, DailyBar, fold
-from tickwriter.errors import RecordRejected, WriteFailed
+from tickwriter.errors import RecordRejected, WriteFailed, WriteRefused
 from tickwriter.ports import DeadLetterSink, RowWriter
 from tickwriter.rows import Row, TickRow
 
 log = structlog.get_logger(__name__)
 Decoder = Callable[[bytes | None], Row]
 _IDLE_POLL_S = 0.2  # how often an idle loop looks at the stop flag
+_MAX_ERROR_CHARS = 500  # an unexpected exception's text, as a DLQ reason detail
 
 
 class CommitTimer:
@@ -172,18 +183,20 @@ class TickPipeline:
         messages = taken.messages
         self._pending = _Pending()
         rows: list[Row] = []
+        sources: list[Message] = []  # the record of each row
         letters: list[DeadLetter] = []
         for message in messages:
             try:
-                rows.append(self._decoders[message.topic() or ""](message.value()))
+                rows.append(self._decode(message))
+                sources.append(message)
             except RecordRejected as exc:
                 letters.append(DeadLetter(message, exc.reason, str(exc)))
         self._flushing = True
         try:
-            written = self._retry_until_done(
-                lambda: self._writer.write(rows), "write"
-            ) and self._retry_until_done(
-                lambda: self._dead_letters.publish(letters, time.time_ns()), "dead_letter"
+            stored = self._write_rows(rows, sources)
+            written = stored is not None and self._retry_until_done(
+                lambda: self._dead_letters.publish(letters + stored[1], time.time_ns()),
+                "dead_letter",
             )
             if not written:
                 if self._in_rebalance:
@@ -195,7 +208,8 @@ class TickPipeline:
         finally:
             self._flushing = False
             self._resume()
-        self._bars = fold((row for row in rows if isinstance(row, TickRow)), into=self._bars)
+        assert stored is not None  # written implies stored
+        self._bars = fold((row for row in stored[0] if isinstance(row, TickRow)), into=self._bars)
         metrics.FLUSH_SIZE.observe(len(messages))
         positions = commit_positions(
             [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
@@ -204,6 +218,47 @@ class TickPipeline:
             self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
         self._observe(messages)
         self.flushes += 1
+
+    def _decode(self, message: Message) -> Row:
+        """The row of ``message``; RecordRejected when it has none. A decoder that fails
+        unexpectedly fails the same way on every reading of the record: that record goes to
+        the DLQ (``decode_failed``) instead of stopping every write behind it."""
+        try:
+            return self._decoders[message.topic() or ""](message.value())
+        except RecordRejected:
+            raise
+        except Exception as exc:  # one record's bug must not stop the writer
+            log.exception("decode_failed", topic=message.topic(), offset=message.offset())
+            detail = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+            raise RecordRejected("decode_failed", detail) from exc
+
+    def _write_rows(
+        self, rows: list[Row], sources: list[Message]
+    ) -> tuple[list[Row], list[DeadLetter]] | None:
+        """Write ``rows``: (the rows stored, dead letters for the rows refused), or None when
+        told to stop (or inside a rebalance) before all were stored or refused."""
+        try:
+            if not self._retry_until_done(lambda: self._writer.write(rows), "write"):
+                return None
+        except WriteRefused as exc:
+            log.warning("write_refused_isolating", rows=len(rows), kind=exc.kind, error=exc.detail)
+        else:
+            return rows, []
+        # Row by row: a refusal is then that row's own (rewriting the others is idempotent).
+        stored: list[Row] = []
+        letters: list[DeadLetter] = []
+        for row, source in zip(rows, sources, strict=True):
+            try:
+                if not self._retry_until_done(partial(self._writer.write, [row]), "write"):
+                    return None
+            except WriteRefused as exc:
+                log.warning(
+                    "record_refused", topic=source.topic(), offset=source.offset(), kind=exc.kind
+                )
+                letters.append(DeadLetter(source, f"write_refused:{exc.kind}", str(exc)))
+            else:
+                stored.append(row)
+        return stored, letters
 
     def _retry_until_done(self, attempt_write: Callable[[], object], what: str) -> bool:
         """Retry with capped backoff, pausing consumption meanwhile; False when told to stop.
@@ -274,9 +329,7 @@ class TickPipeline:
         bars = self._bars
         self._flushing = True
         try:
-            if not self._retry_until_done(
-                lambda: self._writer.write((), bars.values()), "daily_bars"
-            ):
+            if not self._write_bars(list(bars.values())):
                 return
         finally:
             self._flushing = False
@@ -291,6 +344,22 @@ class TickPipeline:
         self._last_checkpoint = time.monotonic()
         if offsets:
             self._commit(offsets, wait=wait)
+
+    def _write_bars(self, bars: list[DailyBar]) -> bool:
+        """Upsert ``bars``; False when told to stop first. A bar Cassandra refuses for good
+        (it cannot happen for a bar of rows that were written: same partition key, small
+        cells) is dropped, logged as an error, rather than stall every commit behind it."""
+        try:
+            return self._retry_until_done(lambda: self._writer.write((), bars), "daily_bars")
+        except WriteRefused as exc:
+            log.warning("write_refused_isolating", bars=len(bars), kind=exc.kind, error=exc.detail)
+        for bar in bars:
+            try:
+                if not self._retry_until_done(partial(self._writer.write, (), [bar]), "daily_bars"):
+                    return False
+            except WriteRefused as exc:
+                log.exception("daily_bar_refused", bar=bar.key, kind=exc.kind, error=exc.detail)
+        return True
 
     def _commit(self, offsets: list[TopicPartition], *, wait: bool) -> None:
         """In steady state the commit is not waited for (a lost one is covered by the next, or

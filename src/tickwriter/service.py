@@ -1,10 +1,13 @@
 """TickWriterService: synchronous writes for internal callers that need an acknowledgement.
 
-Uses the same validation, row building and writer as the Kafka path. Invalid input is
-INVALID_ARGUMENT (nothing of the call is written): bytes that are not the request message, a
-string longer than the limits below, or a tick the rules refuse. Cassandra down is UNAVAILABLE
-(safe to retry: rows are idempotent and bars merge). An unexpected error is logged with its
-traceback and answered INTERNAL, with no detail for the client (``GuardCalls``).
+Uses the same validation, limits, row building and writer as the Kafka path. Invalid input is
+INVALID_ARGUMENT (nothing of the call is written), with a message that names the field and its
+size, never echoes the value: bytes that are not the request message, a batch over
+``MAX_BATCH_TICKS`` ticks, a tick over 16 KiB, an exchange, symbol or venue_symbol over 64
+characters or a feed_handler_id over 256 (``marketcore.ticks``), a tick the rules refuse, or a
+tick Cassandra refuses for good (a value it cannot store). Cassandra down is UNAVAILABLE (safe
+to retry: rows are idempotent and bars merge). An unexpected error is logged with its traceback
+and answered INTERNAL, with no detail for the client (``GuardCalls``).
 
 Callers are checked as the gateway checks them (``marketinfra.grpc_security``): a bearer token
 with the ``write_ticks`` permission on every call (UNAUTHENTICATED, PERMISSION_DENIED), over
@@ -27,7 +30,7 @@ from marketinfra.grpc_security import REFUSALS, Authenticator, AuthFailure, leni
 from tickwriter import metrics
 from tickwriter.daily_bars import fold
 from tickwriter.decode import validated_tick_row
-from tickwriter.errors import RecordRejected, WriteFailed
+from tickwriter.errors import RecordRejected, WriteFailed, WriteRefused
 from tickwriter.ports import RowWriter
 from tickwriter.rows import TickRow
 
@@ -36,10 +39,6 @@ SERVICE: str = services_pb2.DESCRIPTOR.services_by_name["TickWriterService"].ful
 WRITE_TICKS = "write_ticks"  # the permission both RPCs need
 METHOD_PERMISSIONS = {f"/{SERVICE}/WriteTick": WRITE_TICKS, f"/{SERVICE}/WriteBatch": WRITE_TICKS}
 MAX_BATCH_TICKS = 10_000
-# Identifiers as the feed handlers write them are short; anything longer is refused before it
-# reaches Cassandra (whose driver fails on strings over 64 KiB with an error no retry fixes).
-MAX_IDENTIFIER_CHARS = 64  # exchange, symbol, venue_symbol
-MAX_FEED_HANDLER_ID_CHARS = 256
 
 
 class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
@@ -76,9 +75,6 @@ class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
         rows = []
         for index, tick in enumerate(ticks):
             where = f"tick {index}: " if len(ticks) > 1 else ""
-            problem = _oversized(tick)
-            if problem is not None:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{problem}")
             try:
                 rows.append(validated_tick_row(tick, tick.SerializeToString()))
             except RecordRejected as exc:
@@ -96,22 +92,13 @@ class TickWriterServicer(services_pb2_grpc.TickWriterServiceServicer):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, f"Cassandra did not take the write: {exc}"
             )
+        except WriteRefused as exc:  # the ticks themselves: a retry would fail the same way
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Cassandra refused the write: {exc}"
+            )
         return WriteAck(
             success=True, write_latency_us=round(elapsed_s * 1e6), rows_written=len(rows)
         )
-
-
-def _oversized(tick: PriceUpdate) -> str | None:
-    """Which string of ``tick`` is longer than its limit (its length, not its text)."""
-    for name, value, limit in (
-        ("exchange", tick.exchange, MAX_IDENTIFIER_CHARS),
-        ("symbol", tick.symbol, MAX_IDENTIFIER_CHARS),
-        ("venue_symbol", tick.venue_symbol, MAX_IDENTIFIER_CHARS),
-        ("feed_handler_id", tick.feed_handler_id, MAX_FEED_HANDLER_ID_CHARS),
-    ):
-        if len(value) > limit:
-            return f"{name} is {len(value)} characters; at most {limit}"
-    return None
 
 
 def add_to_server(servicer: TickWriterServicer, server: grpc.aio.Server) -> None:

@@ -1,7 +1,8 @@
 """The pipeline's central promise, checked over many generated streams with a scripted consumer
 and a writer that fails at random (no servers): an offset is committed only after every record
 below it is written (or dead-lettered) and the day bars of the written ticks are upserted; and
-once the stream is drained every record is written and committed to the end."""
+once the stream is drained every record is written and committed to the end. Poison records
+mixed in (undecodable, or refused by the writer for good) end in the DLQ, and only they."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tickwriter.adapters.dead_letters import DeadLetter
 from tickwriter.batching import FlushPolicy
 from tickwriter.daily_bars import DailyBar
 from tickwriter.decode import decode_tick
-from tickwriter.errors import WriteFailed
+from tickwriter.errors import WriteFailed, WriteRefused
 from tickwriter.pipeline import TickPipeline
 from tickwriter.rows import Row, TickRow
 
@@ -27,17 +28,22 @@ TOPIC = "ticks"
 PARTITIONS = 3
 
 
+GOOD, GARBAGE, REFUSED = "good", "garbage", "refused"
+REFUSED_VENUE_SYMBOL = "refuse-me"  # the writer refuses these rows (as if unserializable)
+
+
 @dataclass
 class Record:
     partition: int
     offset: int
-    bad: bool
+    kind: str
 
     def value(self) -> bytes:
-        if self.bad:
+        if self.kind == GARBAGE:
             return b"\xff\xffnot a tick"
         tick = price_update(
             exchange="X", symbol=f"S{self.partition}", last_nanos=1_000 + self.offset,
+            venue_symbol=REFUSED_VENUE_SYMBOL if self.kind == REFUSED else "",
             event_time_ns=1_700_000_000 * 10**9 + self.offset, feed_handler_id="f",
             feed_sequence=self.partition * 100_000 + self.offset + 1,
         )  # fmt: skip
@@ -114,7 +120,8 @@ class FakeConsumer:
 
 @dataclass
 class FlakyWriter:
-    """Fails whenever the next of its drawn outcomes says so (Cassandra timing out)."""
+    """Fails whenever the next of its drawn outcomes says so (Cassandra timing out), and
+    refuses for good any call holding a row marked ``REFUSED_VENUE_SYMBOL``."""
 
     outcomes: itertools.cycle[bool]
     log: Log
@@ -122,6 +129,10 @@ class FlakyWriter:
     def write(self, rows: Sequence[Row], bars: Collection[DailyBar] = ()) -> float:
         if next(self.outcomes):
             raise WriteFailed("timeout", "scripted")
+        if any(
+            isinstance(r, TickRow) and r.tick.venue_symbol == REFUSED_VENUE_SYMBOL for r in rows
+        ):
+            raise WriteRefused("serialization", "scripted")
         ticks = [row for row in rows if isinstance(row, TickRow)]
         if ticks:
             self.log.events.append(("rows", {_where(row) for row in ticks}))
@@ -150,14 +161,17 @@ def _where(row: TickRow) -> tuple[int, int]:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    partitions=st.lists(st.tuples(st.integers(0, PARTITIONS - 1), st.booleans()), max_size=80),
+    partitions=st.lists(
+        st.tuples(st.integers(0, PARTITIONS - 1), st.sampled_from([GOOD, GOOD, GARBAGE, REFUSED])),
+        max_size=80,
+    ),
     failures=st.lists(st.booleans(), min_size=1, max_size=12),
     batch_sizes=st.lists(st.integers(0, 30), min_size=1, max_size=6),
     max_records=st.integers(1, 40),
     checkpoint_every_poll=st.booleans(),
 )
 def test_commits_never_pass_written_rows_or_their_bars(
-    partitions: list[tuple[int, bool]],
+    partitions: list[tuple[int, str]],
     failures: list[bool],
     batch_sizes: list[int],
     max_records: int,
@@ -166,8 +180,8 @@ def test_commits_never_pass_written_rows_or_their_bars(
     failures.append(False)  # the outage always ends
     next_offset = dict.fromkeys(range(PARTITIONS), 0)
     script = []
-    for partition, bad in partitions:
-        script.append(_Message(Record(partition, next_offset[partition], bad)))
+    for partition, kind in partitions:
+        script.append(_Message(Record(partition, next_offset[partition], kind)))
         next_offset[partition] += 1
     log = Log()
     consumer = FakeConsumer(list(script), log, itertools.cycle(batch_sizes))
@@ -187,12 +201,15 @@ def test_commits_never_pass_written_rows_or_their_bars(
     pipeline._checkpoint(wait=True)
 
     handled: set[tuple[int, int]] = set()  # written or dead-lettered so far
+    dead_lettered: set[tuple[int, int]] = set()
     bars_due: set[str] = set()  # symbols written since the last bars upsert
     committed = dict.fromkeys(range(PARTITIONS), 0)
     for kind, what in log.events:
         if kind in ("rows", "dlq"):
             assert isinstance(what, set)
             handled |= what
+            if kind == "dlq":
+                dead_lettered |= what
             if kind == "rows":
                 bars_due |= {f"S{partition}" for partition, _offset in what}
         elif kind == "bars":
@@ -207,3 +224,5 @@ def test_commits_never_pass_written_rows_or_their_bars(
                 committed[partition] = offset
     assert handled == {(m.partition(), m.offset()) for m in script}, "a record was lost"
     assert committed == next_offset, "not committed to the end"
+    poison = {(m.partition(), m.offset()) for m in script if m.record.kind != GOOD}
+    assert dead_lettered == poison, "the DLQ holds exactly the poison records"

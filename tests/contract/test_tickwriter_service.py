@@ -16,7 +16,7 @@ from financial.marketdata.v2.common_pb2 import Decimal
 from financial.marketdata.v2.prices_pb2 import PriceUpdate, TickBatch
 from tests.support import price_update
 from tickwriter.daily_bars import DailyBar
-from tickwriter.errors import WriteFailed
+from tickwriter.errors import WriteFailed, WriteRefused
 from tickwriter.rows import Row, TickRow
 from tickwriter.service import BindRpcContext, GuardCalls, TickWriterServicer, add_to_server
 
@@ -222,3 +222,37 @@ async def test_an_oversized_string_is_invalid_argument_not_internal(
         assert detail in (caught.value.details() or "")
         assert len(caught.value.details() or "") < 200  # the length, never the string
     assert writer.calls == []
+
+
+async def test_a_tick_over_the_record_limit_is_invalid_argument(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter
+) -> None:
+    big = tick()
+    big.MergeFromString(b"\xc2\x3e" + _varint(20_000) + b"x" * 20_000)  # unknown field 1000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.WriteTick(big, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "oversized_record" in (caught.value.details() or "")
+    assert "at most 16384" in (caught.value.details() or "")
+    assert writer.calls == []
+
+
+@pytest.mark.parametrize("call", ["WriteTick", "WriteBatch"])
+async def test_a_tick_cassandra_refuses_for_good_is_invalid_argument_not_internal(
+    stub: services_pb2_grpc.TickWriterServiceStub, writer: FakeWriter, call: str
+) -> None:
+    writer.failure = WriteRefused("serialization", "error: 'H' format requires 0 <= number")
+    message = tick() if call == "WriteTick" else TickBatch(ticks=[tick()])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, call)(message, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "refused" in (caught.value.details() or "")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

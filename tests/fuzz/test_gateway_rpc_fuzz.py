@@ -37,7 +37,7 @@ from gateway.fakes import ManualFeed, MemoryQuoteStore, MemoryTradingLog, decode
 from gateway.market import MarketData
 from gateway.security import SERVICE
 from tests.contract.trading_support import ALICE, EXCHANGE, SYMBOL, TOKENS, tick
-from tests.fuzz.support import tried
+from tests.fuzz.support import answered, tried
 
 METADATA = (("authorization", f"Bearer {ALICE}"),)
 CALL_TIMEOUT_S = 30  # a guard against a hang, far above any answer
@@ -121,6 +121,7 @@ def _still_serving(served: Served) -> None:
 
 def _check(rpc: str, code: grpc.StatusCode, details: str | None) -> None:
     event(f"{rpc} {code.name}")  # the spread of answers: pytest --hypothesis-show-statistics
+    answered("grpc:gateway", code.name)  # mdgw bench fuzz counts INTERNAL/UNKNOWN answers
     assert code in ANSWERS[rpc] | ALWAYS_ALLOWED, f"{rpc} answered {code}: {details}"
     # an answer never carries a huge value back (the limits show a short preview at most)
     assert len(details or "") < 2_000, f"{rpc} answered {len(details or '')} characters"

@@ -5,15 +5,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from feedhandlers.parsing import FrameKind, FrameResult
+from feedhandlers.parsing import FrameKind
 from feedhandlers.venues.fix import schema
 from feedhandlers.venues.fix.parse import FixFramer, FixParser, decode
 from feedhandlers.venues.fix.session import FixSession, SessionConfig, sending_time
 from marketcore.normalization import RejectReason
-from marketcore.ticks import Tick, check_tick
+from marketcore.ticks import Tick
 
 DICTIONARY = Path(__file__).parents[1] / "data" / "fix" / "FIX44-marketdata.xml"
 T0 = 1_618_677_810_244_000_000  # 2021-04-17 16:43:30.244 UTC
@@ -125,19 +123,6 @@ def test_framer_reports_a_bad_checksum_or_body_length_and_resynchronizes() -> No
     assert any("before 8=FIX" in e for e in errors)
     assert any("CheckSum" in e for e in errors)
     assert [decode(p.raw).seq_num for p in pieces if not p.error] == [2]
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=200), st.integers(0, 400))
-def test_framer_and_parser_survive_garbage(noise: bytes, position: int) -> None:
-    stream = bytearray(_msg("W", _snapshot_body()) + _msg("0", [], 2))
-    stream[position:position] = noise
-    framer = FixFramer()
-    parser = FixParser("SIMX")
-    for piece in framer.feed(bytes(stream)) + framer.feed(b""):
-        result = parser.parse(piece.raw, 1) if not piece.error else FrameResult()
-        assert all(check_tick(t) is None for t in result.ticks)
-    assert isinstance(parser.parse(noise, 1), FrameResult)
 
 
 # --- market data --------------------------------------------------------------------------
@@ -298,24 +283,3 @@ def test_logout_is_answered() -> None:
     outcome = session.on_message(decode(_msg("5", [], 1)), T0)
     assert outcome.disconnect == "logout"
     assert decode(outcome.send[0]).msg_type == "5"
-
-
-_TAGS = [55, 262, 268, 269, 270, 271, 272, 273, 279, 58, 281]
-_VALUES = ["0", "1", "2", "B", "AAPL", "MSFT", "189.50", "-1", "0.0000001", "1e9", "", "x",
-           "20210417", "16:43:29.500", "25:61:61", "99999999999999999999"]  # fmt: skip
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.sampled_from(["W", "X", "Y", "0", "1", "A", "V"]),
-    st.lists(st.tuples(st.sampled_from(_TAGS), st.sampled_from(_VALUES)), max_size=25),
-)
-def test_well_framed_messages_with_random_fields_never_crash(
-    msg_type: str, body: list[schema.Field]
-) -> None:
-    parser = FixParser()
-    parser.parse(_msg("W", _snapshot_body()), T0 + 1)
-    result = parser.parse(_msg(msg_type, body, 2), T0 + 2)
-    assert isinstance(result, FrameResult)
-    for tick in result.ticks:
-        assert check_tick(tick) is None

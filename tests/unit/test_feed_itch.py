@@ -1,5 +1,5 @@
 """ITCH 5.0: the RITCH sample (tests/data/itch) through the file framing and the parser,
-SoupBinTCP and MoldUDP64 framing with gap detection, and fuzzing."""
+SoupBinTCP and MoldUDP64 framing with gap detection (fuzzed in tests/fuzz)."""
 
 import gzip
 import struct
@@ -8,11 +8,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from feedhandlers.adapters.itch_connection import MoldReceiver
-from feedhandlers.parsing import FrameKind, FrameResult
+from feedhandlers.parsing import FrameKind
 from feedhandlers.pipeline import FeedPipeline
 from feedhandlers.venues.itch import schema
 from feedhandlers.venues.itch.parse import (
@@ -239,37 +237,3 @@ def test_a_short_mold_datagram_is_an_error() -> None:
         parse_mold_packet(b"short")
     with pytest.raises(ValueError, match="MoldUDP64"):
         parse_mold_packet(schema.MOLD_HEADER.pack(b"S", 1, 2) + b"\x00\x05abc")
-
-
-# --- fuzzing --------------------------------------------------------------------------------
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_mutated_messages_never_crash_the_parser(
-    messages: list[bytes], data: st.DataObject
-) -> None:
-    parser = ItchParser()
-    for message in messages[:50]:
-        parser.parse(message, _received(message))
-    original = data.draw(st.sampled_from(messages[:400]))
-    message = bytearray(original)
-    for _ in range(data.draw(st.integers(1, 4))):
-        position = data.draw(st.integers(0, len(message) - 1))
-        message[position] = data.draw(st.integers(0, 255))
-    result = parser.parse(bytes(message), _received(original))
-    assert isinstance(result, FrameResult)
-    assert all(check_tick(tick) is None for tick in result.ticks)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=120))
-def test_random_bytes_never_crash_the_framings(blob: bytes) -> None:
-    split_length_prefixed(blob)
-    SoupFramer().feed(blob)
-    ItchParser().parse(blob, MIDNIGHT)
-    try:
-        packet = parse_mold_packet(blob)
-    except ValueError:
-        return
-    MoldSequence().accept(packet)

@@ -1,5 +1,6 @@
 """``mdgw bench <part>``: each benchmark prints its figure beside a raw-library ceiling
-measured in the same run, and the machine it ran on."""
+measured in the same run, and the machine it ran on; ``mdgw bench fuzz`` runs the fuzz suite
+long and prints what it tried and found."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from feedhandlers import bench as feedhandlers_bench
 from gateway import bench as gateway_bench
 from gateway import trading_bench
+from mdgw.commands import fuzz
 from tickwriter import bench as tickwriter_bench
 
 
@@ -19,3 +21,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     tickwriter_bench.register(parts)
     gateway_bench.register(parts)
     trading_bench.register(parts)
+    fuzz.register(parts)

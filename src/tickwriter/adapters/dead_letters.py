@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tickwriter import metrics
 from tickwriter.errors import WriteFailed
@@ -16,6 +16,9 @@ HEADER_TOPIC = "dlq.topic"
 HEADER_PARTITION = "dlq.partition"
 HEADER_OFFSET = "dlq.offset"
 HEADER_TIME_NS = "dlq.time_ns"
+# Set instead of the value when the original record, with the dlq.* headers, is too large for
+# the DLQ topic: the letter still says where the record is (topic, partition, offset) and why.
+HEADER_VALUE_DROPPED = "dlq.value_dropped"
 DLQ_HEADERS = (
     HEADER_ERROR,
     HEADER_REASON,
@@ -23,7 +26,9 @@ DLQ_HEADERS = (
     HEADER_PARTITION,
     HEADER_OFFSET,
     HEADER_TIME_NS,
+    HEADER_VALUE_DROPPED,
 )
+_MAX_ERROR_BYTES = 1000  # a reason's text, never the (possibly huge) value it is about
 
 
 def message_headers(message: Message) -> list[tuple[str, bytes]]:
@@ -43,6 +48,26 @@ class DeadLetter:
     error: str
 
 
+def _delivery_reports(
+    failures: list[KafkaError], too_large: list[DeadLetter]
+) -> Callable[[DeadLetter], Callable[[KafkaError | None, Message], None]]:
+    """Delivery callbacks per letter: a letter too large for the topic is kept apart (sent
+    again without its value); any other error is a failure of the whole publish."""
+
+    def on_delivery_of(letter: DeadLetter) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is None:
+                return
+            if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                too_large.append(letter)
+            else:
+                failures.append(error)
+
+        return on_delivery
+
+    return on_delivery_of
+
+
 class DeadLetterPublisher:
     def __init__(self, producer: Producer, topic: str) -> None:
         self._producer = producer
@@ -54,31 +79,55 @@ class DeadLetterPublisher:
         if not letters:
             return
         failures: list[KafkaError] = []
-
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                failures.append(error)
-
+        too_large: list[DeadLetter] = []
+        on_delivery_of = _delivery_reports(failures, too_large)
         for letter in letters:
-            source = letter.message
-            headers: list[tuple[str, str | bytes | None]] = list(message_headers(source))
-            headers += [
-                (HEADER_ERROR, letter.error.encode()),
-                (HEADER_REASON, letter.reason.encode()),
-                (HEADER_TOPIC, (source.topic() or "").encode()),
-                (HEADER_PARTITION, str(source.partition()).encode()),
-                (HEADER_OFFSET, str(source.offset()).encode()),
-                (HEADER_TIME_NS, str(now_ns).encode()),
-            ]
-            self._producer.produce(
-                self._topic,
-                value=source.value(),
-                key=source.key(),
-                headers=headers,
-                on_delivery=on_delivery,
-            )
+            try:
+                self._produce(letter, on_delivery_of(letter), now_ns, with_value=True)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise WriteFailed("dlq", str(exc)) from exc
+                too_large.append(letter)
+            except BufferError as exc:  # the producer's queue is full: flush and retry
+                raise WriteFailed("dlq", str(exc)) from exc
         remaining = self._producer.flush(timeout_s)
-        if remaining or failures:
+        if too_large and not remaining and not failures:
+            # the bytes cannot travel; the letter still does, so the record is accounted for
+            dropped, too_large[:] = list(too_large), []
+            for letter in dropped:
+                self._produce(letter, on_delivery_of(letter), now_ns, with_value=False)
+            remaining = self._producer.flush(timeout_s)
+        if remaining or failures or too_large:
             raise WriteFailed("dlq", f"{remaining} undelivered, errors: {failures[:3]}")
         for letter in letters:
             metrics.DLQ_RECORDS.labels(letter.reason.split(":")[0]).inc()
+
+    def _produce(
+        self,
+        letter: DeadLetter,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        now_ns: int,
+        *,
+        with_value: bool,
+    ) -> None:
+        source = letter.message
+        value = source.value()
+        headers: list[tuple[str, str | bytes | None]] = list(message_headers(source))
+        headers += [
+            (HEADER_ERROR, letter.error.encode()[:_MAX_ERROR_BYTES]),
+            (HEADER_REASON, letter.reason.encode()),
+            (HEADER_TOPIC, (source.topic() or "").encode()),
+            (HEADER_PARTITION, str(source.partition()).encode()),
+            (HEADER_OFFSET, str(source.offset()).encode()),
+            (HEADER_TIME_NS, str(now_ns).encode()),
+        ]
+        if not with_value:
+            size = len(value or b"")
+            headers.append((HEADER_VALUE_DROPPED, f"{size} bytes, too large".encode()))
+        self._producer.produce(
+            self._topic,
+            value=value if with_value else None,
+            key=source.key(),
+            headers=headers,
+            on_delivery=on_delivery,
+        )

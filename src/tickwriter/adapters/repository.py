@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from cassandra import DriverException, OperationTimedOut, Unavailable, WriteTimeout
+from cassandra import (
+    DriverException,
+    InvalidRequest,
+    OperationTimedOut,
+    Unavailable,
+    WriteTimeout,
+)
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.protocol import ErrorMessage
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 
 from marketinfra.cassandra import Consistency, prepare
 from marketinfra.cql_decimal import CqlDecimal
@@ -17,7 +25,7 @@ from tickwriter import metrics
 from tickwriter.adapters.daily_bar_store import DailyBarStatements
 from tickwriter.batching import chunk_by_partition
 from tickwriter.daily_bars import DailyBar
-from tickwriter.errors import WriteFailed
+from tickwriter.errors import WriteFailed, WriteRefused
 from tickwriter.rows import OrderEventRow, Row, TickRow, TradeRow
 
 _INSERT_TICK = """
@@ -38,8 +46,17 @@ VALUES (?, ?, ?, ?, ?, ?)
 """
 
 
-# NoHostAvailable (every node down) is not a DriverException in cassandra-driver.
-CASSANDRA_ERRORS = (DriverException, NoHostAvailable)
+# NoHostAvailable (every node down) is not a DriverException in cassandra-driver, nor are the
+# server's own error messages (ServerError, Overloaded, IsBootstrapping): all retried.
+CASSANDRA_ERRORS = (DriverException, NoHostAvailable, ErrorMessage)
+# What the driver raises when it cannot encode a value (a key part over 64 KiB: struct.error
+# "'H' format requires 0 <= number <= 65535"; an int beyond bigint; a wrong type): the same
+# rows fail the same way on every retry.
+SERIALIZATION_ERRORS = (struct.error, ValueError, TypeError, OverflowError)
+# InvalidRequest about the schema itself is an operator's problem (a dropped table or keyspace,
+# fixed by `mdgw schema apply`), not the rows': retried like an outage, never dead-lettered.
+_SCHEMA_PROBLEMS = ("unconfigured table", "does not exist", "keyspace")
+_MAX_DETAIL_CHARS = 500  # the driver's text goes into logs and DLQ headers
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -50,8 +67,28 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def refusal_kind(exc: BaseException) -> str | None:
+    """``"serialization"`` or ``"invalid_request"`` when ``exc`` says the rows themselves
+    cannot be written (no retry helps); None for a failure a retry may fix."""
+    if isinstance(exc, SERIALIZATION_ERRORS):
+        return "serialization"
+    if isinstance(exc, InvalidRequest) and not any(
+        problem in str(exc).lower() for problem in _SCHEMA_PROBLEMS
+    ):
+        return "invalid_request"
+    return None
+
+
+def _detail(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > _MAX_DETAIL_CHARS:
+        return f"{text[:_MAX_DETAIL_CHARS]}... ({len(text)} characters)"
+    return text
+
+
 class CassandraRowWriter:
-    """Writes rows idempotently; raises WriteFailed when any batch of a call fails."""
+    """Writes rows idempotently; raises WriteFailed when any batch of a call fails in a way a
+    retry may fix, WriteRefused when one fails in a way no retry fixes (``refusal_kind``)."""
 
     def __init__(
         self, session: Session, keyspace: str, rows_per_batch: int, max_in_flight: int
@@ -88,29 +125,24 @@ class CassandraRowWriter:
     def write(self, rows: Sequence[Row], bars: Collection[DailyBar] = ()) -> float:
         """Write every row, and upsert ``bars``, in one concurrent round; returns the seconds it
         took. All or nothing from the caller's view: on failure some may be in (rows are
-        idempotent upserts and bars merge, so a retry is harmless)."""
+        idempotent upserts and bars merge, so a retry is harmless). A chunk of one row is
+        written as a plain statement (no batch): a row written alone (the pipeline isolating a
+        refused batch) then meets only the limits of a row."""
         if not rows and not bars:
             return 0.0
         started = time.perf_counter()
-        statements: list[tuple[BatchStatement, tuple[object, ...]]] = []
         counts: dict[str, int] = {}
-        for chunk in chunk_by_partition(rows, _partition_key, self._rows_per_batch):
-            row_type = type(chunk[0])
-            statement, consistency = self._statements[row_type]
-            batch = BatchStatement(
-                batch_type=BatchType.UNLOGGED, consistency_level=consistency.value
-            )
-            for row in chunk:
-                batch.add(statement, _values(row))
-            statements.append((batch, ()))
-            table = self._tables[row_type]
-            counts[table] = counts.get(table, 0) + len(chunk)
-        statements += [(self._bars.batch(bar), ()) for bar in bars]
-        if bars:
-            counts["daily_bars"] = len(bars)
         try:
+            statements = self._statements_for(rows, bars, counts)
             self._execute(statements)
+        except SERIALIZATION_ERRORS as exc:
+            metrics.WRITE_ERRORS.labels("serialization").inc()
+            raise WriteRefused("serialization", _detail(exc)) from exc
         except CASSANDRA_ERRORS as exc:
+            refused = refusal_kind(exc)
+            if refused is not None:
+                metrics.WRITE_ERRORS.labels(refused).inc()
+                raise WriteRefused(refused, _detail(exc)) from exc
             kind = _error_kind(exc)
             metrics.WRITE_ERRORS.labels(kind).inc()
             raise WriteFailed(kind, str(exc)) from exc
@@ -120,7 +152,30 @@ class CassandraRowWriter:
             metrics.ROWS_WRITTEN.labels(table).inc(count)
         return elapsed
 
-    def _execute(self, statements: list[tuple[BatchStatement, tuple[object, ...]]]) -> None:
+    def _statements_for(
+        self, rows: Sequence[Row], bars: Collection[DailyBar], counts: dict[str, int]
+    ) -> list[tuple[Statement, tuple[object, ...]]]:
+        statements: list[tuple[Statement, tuple[object, ...]]] = []
+        for chunk in chunk_by_partition(rows, _partition_key, self._rows_per_batch):
+            row_type = type(chunk[0])
+            prepared, consistency = self._statements[row_type]
+            if len(chunk) == 1:
+                statements.append((prepared.bind(_values(chunk[0])), ()))
+            else:
+                batch = BatchStatement(
+                    batch_type=BatchType.UNLOGGED, consistency_level=consistency.value
+                )
+                for row in chunk:
+                    batch.add(prepared, _values(row))
+                statements.append((batch, ()))
+            table = self._tables[row_type]
+            counts[table] = counts.get(table, 0) + len(chunk)
+        statements += [(self._bars.batch(bar), ()) for bar in bars]
+        if bars:
+            counts["daily_bars"] = len(bars)
+        return statements
+
+    def _execute(self, statements: list[tuple[Statement, tuple[object, ...]]]) -> None:
         results = execute_concurrent(
             self._session, statements, concurrency=self._max_in_flight, raise_on_first_error=False
         )

@@ -27,6 +27,9 @@ from marketcore.venue_time import fix_utc_timestamp_ns
 
 _START = b"8=FIX"
 _MAX_BODY = 1 << 20
+# Numbers are read only when they have few enough digits: int() refuses over 4,300 digits
+# (ValueError), and no sequence number needs more than a uint64's 20.
+MAX_NUMBER_DIGITS = 20
 
 
 class FixFormatError(ValueError):
@@ -99,7 +102,11 @@ def _body_length(buffer: bytearray) -> tuple[int, int] | None:
             raise FixFormatError("BodyLength without an end")
         return None
     length_text = bytes(buffer[first + 3 : second])
-    if not length_text.isdigit() or int(length_text) > _MAX_BODY:
+    if (
+        not length_text.isdigit()
+        or len(length_text) > MAX_NUMBER_DIGITS
+        or int(length_text) > _MAX_BODY
+    ):
         raise FixFormatError(f"bad BodyLength {length_text!r}")
     return second + 1, int(length_text)
 
@@ -151,8 +158,8 @@ def decode(raw: bytes) -> FixMessage:
     if len(fields) < 4 or fields[2][0] != schema.MSG_TYPE:
         raise FixFormatError("MsgType(35) is not the third field")
     seq_text = next((value for tag, value in fields if tag == schema.MSG_SEQ_NUM), "")
-    if not seq_text.isdigit():
-        raise FixFormatError(f"bad MsgSeqNum {seq_text!r}")
+    if not seq_text.isdigit() or len(seq_text) > MAX_NUMBER_DIGITS:
+        raise FixFormatError(f"bad MsgSeqNum {seq_text[:30]!r} ({len(seq_text)} characters)")
     return FixMessage(fields[2][1], int(seq_text), fields)
 
 

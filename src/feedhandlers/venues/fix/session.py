@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from feedhandlers.venues.fix import schema
-from feedhandlers.venues.fix.parse import FixMessage
+from feedhandlers.venues.fix.parse import MAX_NUMBER_DIGITS, FixMessage
 
 NANOS = 1_000_000_000
 
@@ -110,7 +110,12 @@ class FixSession:
         kind = message.msg_type
         if kind == schema.SEQUENCE_RESET:
             new_seq = message.get(schema.NEW_SEQ_NO)
-            if new_seq.isdigit() and int(new_seq) > self.expected_in:
+            # a NewSeqNo of thousands of digits is no number (int() would raise)
+            if (
+                new_seq.isdigit()
+                and len(new_seq) <= MAX_NUMBER_DIGITS
+                and int(new_seq) > self.expected_in
+            ):
                 self.expected_in = int(new_seq)
             return outcome
         if not self._check_sequence(message, now_ns, outcome):
