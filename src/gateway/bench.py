@@ -728,6 +728,11 @@ def _spread(ratios: list[float]) -> str:
     return f"{min(ratios):.0%}-{max(ratios):.0%}" if ratios else "-"
 
 
+def _above_ceiling(ratio: float, rounds: list[float]) -> str:
+    """A row above its own ceiling is noise: say so, with the spread that shows it."""
+    return f"  (above 100%: noise within the rounds' {_spread(rounds)})" if ratio > 1 else ""
+
+
 def print_streams(streams: list[StreamRow]) -> None:
     rounds = len(streams[0].bare_samples) if streams else 0
     print(
@@ -739,9 +744,7 @@ def print_streams(streams: list[StreamRow]) -> None:
         f" {'gateway/bare':>12} {'rounds':>10} {'gateway cores':>14}  gateway feed (per worker)"
     )
     for row in streams:
-        note = ""
-        if row.ratio > 1:  # above its own ceiling: say it is noise, with the spread that shows it
-            note = f"  (above 100%: noise within the rounds' {_spread(row.round_ratios())})"
+        note = _above_ceiling(row.ratio, row.round_ratios())
         print(
             f"{row.rpc:<24} {row.workers:>7} {row.subscribers:>11} {row.bare:>14,.0f} "
             f"{row.gateway:>10,.0f} {row.ratio:>12.0%} {_spread(row.round_ratios()):>10} "
@@ -790,6 +793,7 @@ def print_quotes(quotes: list[QuoteRow]) -> None:
             f" {row.bare_p50_ms:>7.2f}/{row.bare_p99_ms:<8.2f}"
             f" {row.gateway_p50_ms:>11.2f}/{row.gateway_p99_ms:<8.2f}"
             f" {row.bare_cores:>10.2f}/{row.gateway_cores:<9.2f} {per_core:>29}"
+            f"{_above_ceiling(row.ratio, row.round_ratios())}"
         )
 
 
@@ -806,7 +810,9 @@ def headline(streams: list[StreamRow], quotes: list[QuoteRow]) -> dict[str, list
 def print_headline(streams: list[StreamRow], quotes: list[QuoteRow]) -> None:
     print("\nHeadline, gateway / bare per RPC (over the rows: min-max, median):")
     for rpc, ratios in headline(streams, quotes).items():
-        print(f"  {rpc:<20} {_spread(ratios):>10}, median {statistics.median(ratios):.0%}")
+        above = sum(ratio > 1 for ratio in ratios)
+        note = f" ({above} row(s) above 100%: noise, see their spread)" if above else ""
+        print(f"  {rpc:<20} {_spread(ratios):>10}, median {statistics.median(ratios):.0%}{note}")
 
 
 def run(args: argparse.Namespace) -> int:
