@@ -76,7 +76,8 @@ from marketcore.trading.order_manager import OrderManager
 from marketcore.trading.simulated_venue import SimulatedVenue
 from marketinfra.decimal_codec import to_decimal
 from marketinfra.kafka import make_admin, make_producer
-from marketinfra.settings import KafkaSettings
+from marketinfra.logging import configure_logging
+from marketinfra.settings import KafkaSettings, LogSettings
 from marketinfra.tick_codec import tick_to_proto
 from mdgw.machine import describe_machine, load_average
 
@@ -619,6 +620,7 @@ def _ratio(ours: list[float], ceiling: list[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging(LogSettings(level="WARNING"))  # the tables are the output
     print(f"machine: {describe_machine()}; load average {load_average()}")
     print("clients: 1 process, pre-encoded requests; servers: this process, uvloop; Kafka: real")
     result = uvloop.run(measure(args))
