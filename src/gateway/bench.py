@@ -75,6 +75,12 @@ BATCH_DELAY_MS = 5
 FEED_RATE_CAP = 200_000.0  # synthetic ticks/s: beyond this the feed alone fills the core
 LOCAL_POOL = [("grpc.use_local_subchannel_pool", 1)]
 UNARY_CONNECTIONS = 4  # per client process: the kernel spreads connections over workers
+_LOST = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -162,7 +168,7 @@ async def _stream_job(job: StreamJob) -> int:
     return count
 
 
-async def _unary_job(job: UnaryJob) -> tuple[int, list[float]]:
+async def _unary_job(job: UnaryJob) -> tuple[int, list[float], int]:
     channels = [
         grpc.aio.insecure_channel(job.target, options=LOCAL_POOL) for _ in range(UNARY_CONNECTIONS)
     ]
@@ -173,18 +179,37 @@ async def _unary_job(job: UnaryJob) -> tuple[int, list[float]]:
             await channel.close()
 
 
+async def _answered(
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
+    request: bytes,
+    metadata: tuple[tuple[str, str], ...],
+) -> bool:
+    """False for a call lost to an overloaded machine (the run goes on; the count is printed)."""
+    try:
+        await call(request, metadata=metadata, timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in _LOST:
+            raise
+        return False
+    return True
+
+
 async def _unary_calls(
     job: UnaryJob, calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
-) -> tuple[int, list[float]]:
+) -> tuple[int, list[float], int]:
+    """(calls answered while measuring, their latencies, calls that failed)."""
     latencies_ms: list[float] = []
     measuring = [False]
     stop_at = time.perf_counter() + job.warmup_s + job.seconds
     count = [0]
+    failed = [0]
 
     async def one(index: int) -> None:
         started = time.perf_counter()
         call = calls[index % len(calls)]
-        await call(job.requests[index % len(job.requests)], metadata=job.metadata, timeout=5)
+        if not await _answered(call, job.requests[index % len(job.requests)], job.metadata):
+            failed[0] += 1
+            return
         if measuring[0]:
             latencies_ms.append((time.perf_counter() - started) * 1000)
             count[0] += 1
@@ -217,7 +242,7 @@ async def _unary_calls(
 
     runners = [closed_loop(n) for n in range(job.concurrency)] if not job.rate else [open_loop()]
     await asyncio.gather(measure(), *runners)
-    return count[0], latencies_ms
+    return count[0], latencies_ms, failed[0]
 
 
 class Workers:
@@ -527,6 +552,7 @@ class QuoteSample:
     p50_ms: float  # at half that rate, open loop
     p99_ms: float
     cores: float  # the servers' CPU, closed loop
+    failed: int = 0  # calls lost (cancelled, deadline passed, unavailable), both phases
 
 
 @dataclass
@@ -691,10 +717,13 @@ async def _quote_case(
         )
 
     results, cores = await _timed(servers, clients.run([job(0) for _ in range(CLIENT_PROCESSES)]))
-    rps = sum(count for count, _ in results) / args.seconds
+    rps = sum(count for count, _, _ in results) / args.seconds
     paced = await clients.run([job(rps / 2 / CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)])
-    latencies = [ms for _, sample in paced for ms in sample]
-    return QuoteSample(rps, statistics.median(latencies), _percentile(latencies, 0.99), cores)
+    latencies = [ms for _, sample, _ in paced for ms in sample]
+    failed = sum(lost for _, _, lost in results + paced)
+    return QuoteSample(
+        rps, statistics.median(latencies), _percentile(latencies, 0.99), cores, failed
+    )
 
 
 async def _quotes(
@@ -803,6 +832,9 @@ def print_quotes(quotes: list[QuoteRow]) -> None:
             f" {row.bare_cores:>10.2f}/{row.gateway_cores:<9.2f} {per_core:>29}"
             f"{_above_ceiling(row.ratio, row.round_ratios())}"
         )
+        lost = [sum(s.failed for s in side) for side in (row.bare_samples, row.gateway_samples)]
+        if any(lost):
+            print(f"        calls lost (echo/GetQuote, all rounds): {lost[0]}/{lost[1]}")
 
 
 def headline(streams: list[StreamRow], quotes: list[QuoteRow]) -> dict[str, list[float]]:

@@ -74,3 +74,14 @@ def test_a_row_above_its_ceiling_prints_its_spread(capsys: pytest.CaptureFixture
     assert row.round_ratios() == pytest.approx([1.05, 0.95, 1.1])
     bench.print_streams([row])
     assert "above 100%: noise within the rounds' 95%-110%" in capsys.readouterr().out
+
+
+def test_calls_lost_to_an_overloaded_machine_are_counted_not_fatal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def sample(failed: int) -> bench.QuoteSample:
+        return bench.QuoteSample(rps=1_000.0, p50_ms=1.0, p99_ms=2.0, cores=1.0, failed=failed)
+
+    row = bench.QuoteRow(1, [sample(0), sample(2)], [sample(1), sample(0)])
+    bench.print_quotes([row])
+    assert "calls lost (echo/GetQuote, all rounds): 2/1" in capsys.readouterr().out
