@@ -5,7 +5,7 @@
   bare grpc.aio server streaming pre-encoded messages of the same shape as fast as it can. The
   gateway runs whole (interceptor, auth, fan-out, conflation, stamping) with a synthetic
   in-process feed offering twice the per-subscriber rate the faster bare server reached, so it
-  is never starved; both RPCs get the same feed, so they are compared on the same intake.
+  is never starved; both RPCs get the same feed (set from the bare batch stream, the faster).
   Kafka is left out (see ``mdgw bench tickwriter`` for Kafka).
 - GetQuote: requests/s from closed-loop clients, and p50/p99 at half that rate (open loop),
   beside a bare grpc.aio unary echo of the same request.
@@ -13,6 +13,14 @@
   (SO_REUSEPORT, as ``mdgw gateway --workers N``), each with its own feed, beside N bare
   server processes on one port. The kernel spreads connections over the processes, so the
   clients open several (one per subscriber; a few per unary client).
+
+The headline is gateway / bare per RPC: each row's own ceiling is the bare server doing the
+same RPC shape. (Batches against StreamPrices is mostly message framing, which the bare servers
+show too, so it is printed for context only.) Bare and gateway are measured interleaved, so a
+drift of the machine's load cannot put a row above its ceiling: ``--repeats`` rounds of every
+case, bare then gateway, the order reversed every other round; each figure is the median of
+the rounds, and the ratio's spread (the range of each round's gateway over the same round's
+bare) is printed beside it.
 
 Clients run in two worker processes and receive raw bytes (no decoding) from both servers.
 Servers run in processes of their own, on uvloop. Absolute figures swing with machine load;
@@ -55,7 +63,7 @@ from marketcore.ticks import Tick
 from marketinfra.logging import configure_logging
 from marketinfra.settings import LogSettings
 from marketinfra.tick_codec import tick_to_proto
-from mdgw.machine import describe_machine
+from mdgw.machine import describe_machine, load_average
 
 TOKEN = "bench-token-0123456789abcdef"
 SYMBOLS = [f"SYM{n:03d}" for n in range(100)]
@@ -67,6 +75,12 @@ BATCH_DELAY_MS = 5
 FEED_RATE_CAP = 200_000.0  # synthetic ticks/s: beyond this the feed alone fills the core
 LOCAL_POOL = [("grpc.use_local_subchannel_pool", 1)]
 UNARY_CONNECTIONS = 4  # per client process: the kernel spreads connections over workers
+_LOST = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -77,6 +91,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--subscribers", default="1,10,100,1000", help="comma-separated subscriber counts"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="GetQuote calls in flight")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved bare/gateway rounds of every case"
+    )
     parser.add_argument(
         "--workers",
         default=f"1,{os.cpu_count() or 1}",
@@ -151,7 +168,7 @@ async def _stream_job(job: StreamJob) -> int:
     return count
 
 
-async def _unary_job(job: UnaryJob) -> tuple[int, list[float]]:
+async def _unary_job(job: UnaryJob) -> tuple[int, list[float], int]:
     channels = [
         grpc.aio.insecure_channel(job.target, options=LOCAL_POOL) for _ in range(UNARY_CONNECTIONS)
     ]
@@ -162,18 +179,37 @@ async def _unary_job(job: UnaryJob) -> tuple[int, list[float]]:
             await channel.close()
 
 
+async def _answered(
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
+    request: bytes,
+    metadata: tuple[tuple[str, str], ...],
+) -> bool:
+    """False for a call lost to an overloaded machine (the run goes on; the count is printed)."""
+    try:
+        await call(request, metadata=metadata, timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() not in _LOST:
+            raise
+        return False
+    return True
+
+
 async def _unary_calls(
     job: UnaryJob, calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
-) -> tuple[int, list[float]]:
+) -> tuple[int, list[float], int]:
+    """(calls answered while measuring, their latencies, calls that failed)."""
     latencies_ms: list[float] = []
     measuring = [False]
     stop_at = time.perf_counter() + job.warmup_s + job.seconds
     count = [0]
+    failed = [0]
 
     async def one(index: int) -> None:
         started = time.perf_counter()
         call = calls[index % len(calls)]
-        await call(job.requests[index % len(job.requests)], metadata=job.metadata, timeout=5)
+        if not await _answered(call, job.requests[index % len(job.requests)], job.metadata):
+            failed[0] += 1
+            return
         if measuring[0]:
             latencies_ms.append((time.perf_counter() - started) * 1000)
             count[0] += 1
@@ -206,7 +242,7 @@ async def _unary_calls(
 
     runners = [closed_loop(n) for n in range(job.concurrency)] if not job.rate else [open_loop()]
     await asyncio.gather(measure(), *runners)
-    return count[0], latencies_ms
+    return count[0], latencies_ms, failed[0]
 
 
 class Workers:
@@ -259,11 +295,21 @@ async def _bare_server(port: int) -> tuple[grpc.aio.Server, int]:
     """The ceiling: no interceptor, no auth, no fan-out; pre-encoded messages and an echo."""
     encoded = [_price(symbol, n).SerializeToString() for n, symbol in enumerate(SYMBOLS)]
 
-    async def stream(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def write_forever(
+        messages: list[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         # context.write, not an async generator: measured faster here, so the higher ceiling
-        while True:
-            for message in encoded:
-                await context.write(message)
+        try:
+            while True:
+                for message in messages:
+                    await context.write(message)
+        except Exception:  # grpc raises a private error type for a dead call, as the gateway
+            if context.cancelled() or context.done():
+                return  # the subscriber went away: the case is over
+            raise
+
+    async def stream(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await write_forever(encoded, context)
 
     batches = [
         PriceUpdateBatch(
@@ -273,9 +319,7 @@ async def _bare_server(port: int) -> tuple[grpc.aio.Server, int]:
     ]
 
     async def stream_batches(_request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        while True:
-            for message in batches:
-                await context.write(message)
+        await write_forever(batches, context)
 
     async def echo(request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         return request
@@ -472,26 +516,103 @@ async def _timed(group: ServerGroup, work: Awaitable[Any]) -> tuple[Any, float]:
 
 @dataclass
 class StreamRow:
+    """One case, measured in interleaved rounds: per round, what bare and gateway delivered."""
+
     rpc: str
     workers: int
     subscribers: int
-    bare: float
-    gateway: float
+    bare_samples: list[float]
+    gateway_samples: list[float]
     feed_rate: float
-    gateway_cores: float  # CPU the gateway processes used, in cores
+    gateway_cores_samples: list[float]  # CPU the gateway processes used, in cores
+
+    @property
+    def bare(self) -> float:
+        return statistics.median(self.bare_samples)
+
+    @property
+    def gateway(self) -> float:
+        return statistics.median(self.gateway_samples)
+
+    @property
+    def gateway_cores(self) -> float:
+        return statistics.median(self.gateway_cores_samples)
+
+    @property
+    def ratio(self) -> float:
+        return self.gateway / self.bare
+
+    def round_ratios(self) -> list[float]:
+        return _round_ratios(self.gateway_samples, self.bare_samples)
+
+
+@dataclass
+class QuoteSample:
+    rps: float  # closed loop
+    p50_ms: float  # at half that rate, open loop
+    p99_ms: float
+    cores: float  # the servers' CPU, closed loop
+    failed: int = 0  # calls lost (cancelled, deadline passed, unavailable), both phases
 
 
 @dataclass
 class QuoteRow:
     workers: int
-    bare_rps: float
-    gateway_rps: float
-    bare_p50_ms: float
-    bare_p99_ms: float
-    gateway_p50_ms: float
-    gateway_p99_ms: float
-    bare_cores: float
-    gateway_cores: float
+    bare_samples: list[QuoteSample]
+    gateway_samples: list[QuoteSample]
+
+    @property
+    def bare_rps(self) -> float:
+        return statistics.median(sample.rps for sample in self.bare_samples)
+
+    @property
+    def gateway_rps(self) -> float:
+        return statistics.median(sample.rps for sample in self.gateway_samples)
+
+    @property
+    def bare_p50_ms(self) -> float:
+        return statistics.median(sample.p50_ms for sample in self.bare_samples)
+
+    @property
+    def bare_p99_ms(self) -> float:
+        return statistics.median(sample.p99_ms for sample in self.bare_samples)
+
+    @property
+    def gateway_p50_ms(self) -> float:
+        return statistics.median(sample.p50_ms for sample in self.gateway_samples)
+
+    @property
+    def gateway_p99_ms(self) -> float:
+        return statistics.median(sample.p99_ms for sample in self.gateway_samples)
+
+    @property
+    def bare_cores(self) -> float:
+        return statistics.median(sample.cores for sample in self.bare_samples)
+
+    @property
+    def gateway_cores(self) -> float:
+        return statistics.median(sample.cores for sample in self.gateway_samples)
+
+    @property
+    def ratio(self) -> float:
+        return self.gateway_rps / self.bare_rps
+
+    def round_ratios(self) -> list[float]:
+        return _round_ratios(
+            [sample.rps for sample in self.gateway_samples],
+            [sample.rps for sample in self.bare_samples],
+        )
+
+
+def _round_ratios(gateway: list[float], bare: list[float]) -> list[float]:
+    """Each round's gateway over the same round's bare (measured next to each other)."""
+    return [g / b for g, b in zip(gateway, bare, strict=True) if b]
+
+
+def _sides(round_: int) -> tuple[str, str]:
+    """Bare first in even rounds, gateway first in odd ones: a steady drift of the machine's
+    load then falls on both sides alike."""
+    return ("bare", "gateway") if round_ % 2 == 0 else ("gateway", "bare")
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -505,61 +626,77 @@ def _counts(text: str) -> list[int]:
     return [int(n) for n in text.split(",") if n.strip()]
 
 
+@dataclass(frozen=True, slots=True)
+class _StreamCase:
+    label: str
+    rpc: str  # the gateway's
+    bare_method: str
+    request: bytes
+    batched: bool
+
+
 async def _streams(
     clients: Workers, bare: ServerGroup, gateway: ServerGroup, args: argparse.Namespace
 ) -> list[StreamRow]:
-    """Per subscriber count: StreamPrices, then StreamPriceBatches (batches of ``BATCH``), each
-    beside the bare servers streaming pre-built messages of the same shape."""
-    rows = []
+    """Per subscriber count: StreamPriceBatches (batches of ``BATCH``), then StreamPrices, each
+    beside the bare servers streaming pre-built messages of the same shape, interleaved."""
+    auth = (("authorization", f"Bearer {TOKEN}"),)
     plain = PriceSubscription(symbols=SYMBOLS, exchange=EXCHANGE).SerializeToString()
     batched = PriceSubscription(
         symbols=SYMBOLS, exchange=EXCHANGE, max_batch_size=BATCH, max_delay_ms=BATCH_DELAY_MS
     ).SerializeToString()
-    auth = (("authorization", f"Bearer {TOKEN}"),)
+    # batches first: the first bare batch stream sets the feed rate for both RPCs
     cases = [
-        ("StreamPrices", "Stream", plain, False),
-        (f"StreamPriceBatches ({BATCH})", "StreamBatches", batched, True),
+        _StreamCase(
+            f"StreamPriceBatches ({BATCH})", "StreamPriceBatches", "StreamBatches", batched, True
+        ),
+        _StreamCase("StreamPrices", "StreamPrices", "Stream", plain, False),
     ]
     workers = len(gateway)
+    rows = []
     for subscribers in _counts(args.subscribers):
         counts = _split(subscribers, CLIENT_PROCESSES)
-
-        def jobs(
-            target: str,
-            method: str,
-            metadata: tuple[tuple[str, str], ...],
-            body: bytes,
-            batched: bool,
-            counts: list[int] = counts,
-        ) -> list[StreamJob]:
-            return [
-                StreamJob(target, method, body, metadata, n, args.warmup, args.seconds, batched)
-                for n in counts
-            ]
-
-        ceilings = [
-            sum(
-                await clients.run(
-                    jobs(bare.target, f"/{BARE_SERVICE}/{method}", (), b"", is_batched)
+        samples: dict[tuple[str, str], list[float]] = {}
+        cores: dict[str, list[float]] = {}
+        rate = 0.0
+        for round_ in range(args.repeats):
+            for case in cases:
+                for side in _sides(round_):
+                    metadata: tuple[tuple[str, str], ...] = ()
+                    if side == "bare":
+                        target, method = bare.target, f"/{BARE_SERVICE}/{case.bare_method}"
+                    else:
+                        target, method, metadata = gateway.target, f"/{SERVICE}/{case.rpc}", auth
+                    jobs = [
+                        StreamJob(
+                            target, method, case.request if side == "gateway" else b"",
+                            metadata, n, args.warmup, args.seconds, case.batched,
+                        )
+                        for n in counts
+                    ]  # fmt: skip
+                    if side == "bare":
+                        received = await clients.run(jobs)
+                    else:
+                        # It offers more than a subscriber of either RPC can take, so the
+                        # gateway is never starved (the surplus is conflated, which is part of
+                        # its work); each worker's feed runs in its process, so its cost
+                        # counts against the gateway.
+                        await asyncio.to_thread(gateway.set_feed_rate, rate)
+                        received, used = await _timed(gateway, clients.run(jobs))
+                        cores.setdefault(case.label, []).append(used)
+                        await asyncio.to_thread(gateway.set_feed_rate, 0)
+                        await asyncio.sleep(0.5)  # let the cancelled streams close
+                    delivered = sum(received) / args.seconds
+                    samples.setdefault((case.label, side), []).append(delivered)
+                    if not rate and side == "bare" and case.batched:
+                        rate = max(1_000.0, min(2 * delivered / subscribers, FEED_RATE_CAP))
+        for case in cases[::-1]:  # StreamPrices first in the table
+            rows.append(
+                StreamRow(
+                    case.label, workers, subscribers, samples[(case.label, "bare")],
+                    samples[(case.label, "gateway")], rate, cores[case.label],
                 )
-            )
-            / args.seconds
-            for _name, method, _request, is_batched in cases
-        ]
-        # One feed for both RPCs, so "vs StreamPrices" compares delivery of the same intake.
-        # It offers more than a subscriber of either RPC can take, so the gateway is never
-        # starved (the surplus is conflated, which is part of its work); each worker's feed runs
-        # in its process, so its cost counts against the gateway.
-        rate = max(1_000.0, min(2 * max(ceilings) / subscribers, FEED_RATE_CAP))
-        for (name, _method, request, is_batched), ceiling in zip(cases, ceilings, strict=True):
-            await asyncio.to_thread(gateway.set_feed_rate, rate)
-            rpc = "StreamPriceBatches" if is_batched else "StreamPrices"
-            gateway_jobs = jobs(gateway.target, f"/{SERVICE}/{rpc}", auth, request, is_batched)
-            counts_received, cores = await _timed(gateway, clients.run(gateway_jobs))
-            delivered = sum(counts_received) / args.seconds
-            rows.append(StreamRow(name, workers, subscribers, ceiling, delivered, rate, cores))
-            await asyncio.to_thread(gateway.set_feed_rate, 0)
-            await asyncio.sleep(0.5)  # let the cancelled streams close
+            )  # fmt: skip
     return rows
 
 
@@ -569,9 +706,7 @@ async def _quote_case(
     method: str,
     metadata: tuple[tuple[str, str], ...],
     args: argparse.Namespace,
-) -> tuple[float, float, float, float]:
-    """(requests/s closed loop, p50 ms, p99 ms at half that rate, server cores used closed
-    loop)."""
+) -> QuoteSample:
     target = servers.target
     requests = tuple(QuoteRequest(symbol=s, exchange=EXCHANGE).SerializeToString() for s in SYMBOLS)
     per_client = max(1, args.concurrency // CLIENT_PROCESSES)
@@ -582,21 +717,29 @@ async def _quote_case(
         )
 
     results, cores = await _timed(servers, clients.run([job(0) for _ in range(CLIENT_PROCESSES)]))
-    rps = sum(count for count, _ in results) / args.seconds
+    rps = sum(count for count, _, _ in results) / args.seconds
     paced = await clients.run([job(rps / 2 / CLIENT_PROCESSES) for _ in range(CLIENT_PROCESSES)])
-    latencies = [ms for _, sample in paced for ms in sample]
-    return rps, statistics.median(latencies), _percentile(latencies, 0.99), cores
+    latencies = [ms for _, sample, _ in paced for ms in sample]
+    failed = sum(lost for _, _, lost in results + paced)
+    return QuoteSample(
+        rps, statistics.median(latencies), _percentile(latencies, 0.99), cores, failed
+    )
 
 
 async def _quotes(
     clients: Workers, bare: ServerGroup, gateway: ServerGroup, args: argparse.Namespace
 ) -> QuoteRow:
     auth = (("authorization", f"Bearer {TOKEN}"),)
-    echo = await _quote_case(clients, bare, f"/{BARE_SERVICE}/Echo", (), args)
-    quote = await _quote_case(clients, gateway, f"/{SERVICE}/GetQuote", auth, args)
-    return QuoteRow(
-        len(gateway), echo[0], quote[0], echo[1], echo[2], quote[1], quote[2], echo[3], quote[3]
-    )
+    row = QuoteRow(len(gateway), [], [])
+    for round_ in range(args.repeats):
+        for side in _sides(round_):
+            if side == "bare":
+                echo = await _quote_case(clients, bare, f"/{BARE_SERVICE}/Echo", (), args)
+                row.bare_samples.append(echo)
+            else:
+                quote = await _quote_case(clients, gateway, f"/{SERVICE}/GetQuote", auth, args)
+                row.gateway_samples.append(quote)
+    return row
 
 
 async def measure(args: argparse.Namespace) -> tuple[list[StreamRow], list[QuoteRow]]:
@@ -618,29 +761,62 @@ async def measure(args: argparse.Namespace) -> tuple[list[StreamRow], list[Quote
     return streams, quotes
 
 
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.0%}-{max(ratios):.0%}" if ratios else "-"
+
+
+def _above_ceiling(ratio: float, rounds: list[float]) -> str:
+    """A row above its own ceiling is noise: say so, with the spread that shows it."""
+    return f"  (above 100%: noise within the rounds' {_spread(rounds)})" if ratio > 1 else ""
+
+
 def print_streams(streams: list[StreamRow]) -> None:
-    print("\nPrice streams, updates/s delivered (100 symbols, throttle 0)")
+    rounds = len(streams[0].bare_samples) if streams else 0
+    print(
+        f"\nPrice streams, updates/s delivered (100 symbols, throttle 0); median of {rounds} "
+        "interleaved rounds"
+    )
     print(
         f"{'rpc':<24} {'workers':>7} {'subscribers':>11} {'bare grpc.aio':>14} {'gateway':>10}"
-        f" {'ratio':>6} {'vs StreamPrices':>16} {'gateway cores':>14}  gateway feed (per worker)"
+        f" {'gateway/bare':>12} {'rounds':>10} {'gateway cores':>14}  gateway feed (per worker)"
     )
-    plain = {
-        (row.workers, row.subscribers): row.gateway for row in streams if row.rpc == "StreamPrices"
-    }
     for row in streams:
-        reference = plain.get((row.workers, row.subscribers))
-        gain = f"{row.gateway / reference:.1f}x" if reference and row.rpc != "StreamPrices" else ""
+        note = _above_ceiling(row.ratio, row.round_ratios())
         print(
             f"{row.rpc:<24} {row.workers:>7} {row.subscribers:>11} {row.bare:>14,.0f} "
-            f"{row.gateway:>10,.0f} {row.gateway / row.bare:>6.0%} {gain:>16} "
-            f"{row.gateway_cores:>14.2f}  {row.feed_rate:,.0f} ticks/s offered"
+            f"{row.gateway:>10,.0f} {row.ratio:>12.0%} {_spread(row.round_ratios()):>10} "
+            f"{row.gateway_cores:>14.2f}  {row.feed_rate:,.0f} ticks/s offered{note}"
+        )
+    print_framing(streams)
+
+
+def print_framing(streams: list[StreamRow]) -> None:
+    """Batches over StreamPrices, on both sides: context, not the headline (the bare servers
+    gain as much from the framing alone)."""
+    plain = {(r.workers, r.subscribers): r for r in streams if r.rpc == "StreamPrices"}
+    gains = [
+        (row, plain[(row.workers, row.subscribers)])
+        for row in streams
+        if row.rpc != "StreamPrices" and (row.workers, row.subscribers) in plain
+    ]
+    if not gains:
+        return
+    print("\nContext: batches / StreamPrices (mostly framing: the bare servers show it too)")
+    print(f"{'workers':>7} {'subscribers':>11} {'bare':>7} {'gateway':>8}")
+    for batches, single in gains:
+        print(
+            f"{batches.workers:>7} {batches.subscribers:>11} {batches.bare / single.bare:>6.1f}x "
+            f"{batches.gateway / single.gateway:>7.1f}x"
         )
 
 
 def print_quotes(quotes: list[QuoteRow]) -> None:
-    print("\nGetQuote (memory) vs unary echo: closed-loop requests/s; latency at half that load")
     print(
-        f"{'workers':>7} {'echo req/s':>11} {'GetQuote req/s':>15} {'ratio':>6}"
+        "\nGetQuote (memory) vs unary echo: closed-loop requests/s; latency at half that load; "
+        "median of the interleaved rounds"
+    )
+    print(
+        f"{'workers':>7} {'echo req/s':>11} {'GetQuote req/s':>15} {'ratio':>6} {'rounds':>10}"
         f" {'echo p50/p99 ms':>16} {'GetQuote p50/p99 ms':>20}"
         f" {'cores echo/GetQuote':>20} {'req/s per core echo/GetQuote':>29}"
     )
@@ -650,22 +826,45 @@ def print_quotes(quotes: list[QuoteRow]) -> None:
         )
         print(
             f"{row.workers:>7} {row.bare_rps:>11,.0f} {row.gateway_rps:>15,.0f}"
-            f" {row.gateway_rps / row.bare_rps:>6.0%}"
+            f" {row.ratio:>6.0%} {_spread(row.round_ratios()):>10}"
             f" {row.bare_p50_ms:>7.2f}/{row.bare_p99_ms:<8.2f}"
             f" {row.gateway_p50_ms:>11.2f}/{row.gateway_p99_ms:<8.2f}"
             f" {row.bare_cores:>10.2f}/{row.gateway_cores:<9.2f} {per_core:>29}"
+            f"{_above_ceiling(row.ratio, row.round_ratios())}"
         )
+        lost = [sum(s.failed for s in side) for side in (row.bare_samples, row.gateway_samples)]
+        if any(lost):
+            print(f"        calls lost (echo/GetQuote, all rounds): {lost[0]}/{lost[1]}")
+
+
+def headline(streams: list[StreamRow], quotes: list[QuoteRow]) -> dict[str, list[float]]:
+    """Gateway / bare per RPC, every row's ratio (workers and subscriber counts)."""
+    ratios: dict[str, list[float]] = {}
+    for row in streams:
+        ratios.setdefault(row.rpc.split()[0], []).append(row.ratio)
+    if quotes:
+        ratios["GetQuote"] = [row.ratio for row in quotes]
+    return ratios
+
+
+def print_headline(streams: list[StreamRow], quotes: list[QuoteRow]) -> None:
+    print("\nHeadline, gateway / bare per RPC (over the rows: min-max, median):")
+    for rpc, ratios in headline(streams, quotes).items():
+        above = sum(ratio > 1 for ratio in ratios)
+        note = f" ({above} row(s) above 100%: noise, see their spread)" if above else ""
+        print(f"  {rpc:<20} {_spread(ratios):>10}, median {statistics.median(ratios):.0%}{note}")
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    print(f"machine: {describe_machine()}")
+    print(f"machine: {describe_machine()}; load average {load_average()}")
     print(
         f"clients: {CLIENT_PROCESSES} processes, raw bytes; servers: N processes per case "
         "(one port, SO_REUSEPORT), uvloop"
     )
     streams, quotes = uvloop.run(measure(args))
+    print_headline(streams, quotes)
     print_streams(streams)
     print_quotes(quotes)
-    print(f"\n(run took {time.perf_counter() - started:.0f} s)")
+    print(f"\n(run took {time.perf_counter() - started:.0f} s; load average {load_average()})")
     return 0

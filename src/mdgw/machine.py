@@ -20,3 +20,13 @@ def describe_machine() -> str:
         f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (runnable processes per core count), for the
+    figures' context: on a shared machine they say how much of it a run had."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"

@@ -30,7 +30,7 @@ from gateway import metrics
 from gateway.errors import GatewayError, JournalError, RecordRefusedError
 from gateway.trading.convert import Record, TradingTopics
 from gateway.trading.recovery import RecoveredState, read_trading_state
-from marketinfra.kafka import make_producer
+from marketinfra.kafka import ConfigValue, make_producer
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,21 @@ _RECORD_ERRORS = frozenset(
         KafkaError.INVALID_MSG,
     }
 )
+TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def transactional_overrides(
+    settings: KafkaSettings, transactional_id: str, transaction_timeout_ms: int
+) -> dict[str, ConfigValue]:
+    """The trading log's producer settings over the project's defaults (acks=all, idempotence):
+    ``mdgw bench trading`` gives its raw ceiling the same ones."""
+    return {
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": transaction_timeout_ms,
+        # librdkafka requires a record's delivery to time out within its transaction
+        "delivery.timeout.ms": min(settings.delivery_timeout_ms, transaction_timeout_ms),
+        "linger.ms": 0,  # a transaction's commit flushes anyway
+    }
 
 
 @dataclass(slots=True)
@@ -66,7 +81,7 @@ class KafkaJournal:
         topics: TradingTopics,
         loop: asyncio.AbstractEventLoop,
         *,
-        transaction_timeout_ms: int = 60_000,
+        transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self._settings = settings
@@ -85,15 +100,9 @@ class KafkaJournal:
         try:
             producer = make_producer(
                 self._settings,
-                {
-                    "transactional.id": self._transactional_id,
-                    "transaction.timeout.ms": self._transaction_timeout_ms,
-                    # librdkafka requires a record's delivery to time out within its transaction
-                    "delivery.timeout.ms": min(
-                        self._settings.delivery_timeout_ms, self._transaction_timeout_ms
-                    ),
-                    "linger.ms": 0,  # a transaction's commit flushes anyway
-                },
+                transactional_overrides(
+                    self._settings, self._transactional_id, self._transaction_timeout_ms
+                ),
             )
             producer.init_transactions(timeout_s)
         except KafkaException as exc:
