@@ -147,7 +147,7 @@ def test_a_pipeline_fed_garbage_counts_it_and_keeps_going(venue: str) -> None:
         def __init__(self) -> None:
             self.count = 0
 
-        def send(self, key: bytes, value: bytes) -> None:
+        def send(self, key: bytes, value: bytes, received_ns: int = 0) -> None:
             self.count += 1
 
     sink = Sink()
