@@ -9,6 +9,7 @@ from typing import Any
 from feedhandlers import bench as feedhandlers_bench
 from gateway import bench as gateway_bench
 from gateway import trading_bench
+from mdgw.e2e import bench as e2e_bench
 from tickwriter import bench as tickwriter_bench
 
 
@@ -19,3 +20,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     tickwriter_bench.register(parts)
     gateway_bench.register(parts)
     trading_bench.register(parts)
+    e2e_bench.register(parts)
