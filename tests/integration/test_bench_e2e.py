@@ -21,7 +21,7 @@ def test_bench_e2e_reports_every_hop_its_ceilings_goals_and_placement(tmp_path: 
     out = tmp_path / "e2e.json"
     args = ["--cases", "40:2", "--seconds", "1", "--warmup", "0.2", "--symbols", "2"]
     args += ["--search-subscribers", "2", "--search-max", "80", "--search-steps", "1"]
-    args += ["--search-seconds", "0.5", "--json", str(out)]
+    args += ["--search-seconds", "0.5", "--search-resolution", "1", "--json", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "mdgw", "bench", "e2e", *args],
         env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)},

@@ -105,7 +105,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--search-subscribers", type=int, default=10)
     parser.add_argument("--search-seconds", type=float, default=3.0)
     parser.add_argument("--search-max", type=float, default=20000.0, help="highest rate tried")
-    parser.add_argument("--search-steps", type=int, default=5)
+    parser.add_argument("--search-steps", type=int, default=5, help="most rates tried")
+    parser.add_argument(
+        "--search-resolution", type=float, default=100.0, help="ticks/s at which it stops"
+    )
     parser.add_argument("--p99-target-ms", type=float, default=10.0)
     parser.add_argument(
         "--ceilings", action=argparse.BooleanOptionalAction, default=True, help="raw ceilings"
@@ -697,7 +700,7 @@ def _search(
     search = Search(max(met, default=0.0), min(missed, default=args.search_max))
     tried = []
     for _ in range(args.search_steps):
-        if search.settled(max(50.0, search.low * 0.05)):
+        if search.settled(args.search_resolution):
             break
         rate = search.next_rate()
         case = run_case(pipeline, rate, args.search_subscribers, args.search_seconds, args.warmup)
