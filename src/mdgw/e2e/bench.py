@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -126,8 +127,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -329,6 +328,7 @@ class Pipeline:
     records: RecordTimes
     cassandra_session: Any
     logs: Path
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 def _decode(encoded: object) -> HdrHistogram:
@@ -338,8 +338,7 @@ def _decode(encoded: object) -> HdrHistogram:
 def _clients(
     name: str, target: str, symbols: list[str], subscribers: int, logs: Path, stack: ExitStack
 ) -> list[tuple[Process, int]]:
-    """Client processes, up to 50 streams each (one core of Python reads about that many at
-    these rates without falling behind itself)."""
+    """Client processes of up to 50 streams each, so 100 clients are not one process's loop."""
     groups = [min(50, subscribers - n) for n in range(0, subscribers, 50)]
     started = []
     for index, count in enumerate(groups):
@@ -568,10 +567,7 @@ def run(args: argparse.Namespace) -> int:
             pipeline = _start(
                 stack, args, kafka, cassandra, ticks_topic, dlq_topic, symbols, logs, session
             )
-            report["placement"] = placement(
-                {name: process.popen.pid for name, process in pipeline_processes.items()}
-                | {"bench": os.getpid()}
-            )
+            report["placement"] = placement(pipeline.pids | {"bench": os.getpid()})
             for rate, subscribers in _parse_cases(args.cases):
                 case = run_case(pipeline, rate, subscribers, args.seconds, args.warmup)
                 if args.ceilings:
@@ -595,9 +591,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
-
-
-pipeline_processes: dict[str, Process] = {}
 
 
 def _start(
@@ -673,11 +666,12 @@ def _start(
     }
     for process, port in started.values():
         until_ready(process, port)
-    pipeline_processes.clear()
-    pipeline_processes.update({"venue": venue} | {name: p for name, (p, _) in started.items()})
     records = RecordTimes(kafka, ticks_topic)
     stack.callback(records.stop)
     pipeline = Pipeline(venue, f"127.0.0.1:{gateway_port}", symbols, records, session, logs)
+    pipeline.pids = {"venue": venue.popen.pid} | {
+        name: process.popen.pid for name, (process, _) in started.items()
+    }
     # warm-up: every symbol has a value (a stream's snapshot), every service has seen traffic
     say(venue, f"run {max(20, len(symbols) * 4)} 1")
     hear(venue, "its warm-up run ended")
