@@ -49,4 +49,6 @@ def test_bench_e2e_reports_every_hop_its_ceilings_goals_and_placement(tmp_path: 
         assert set(hops[hop]) == {"count", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}
         assert hops[hop]["count"] > 0, hop
     assert len(report["search"]) == 1
+    for name, figures in report["service_histograms"].items():  # each service's own metrics
+        assert figures["count"] > 0, name
     assert all(goal["met"] in (True, False, None) for goal in report["goals"])

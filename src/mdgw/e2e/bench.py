@@ -246,6 +246,39 @@ def scrape(port: int) -> str:
         return ""
 
 
+# each service's own per-hop histograms (its /metrics), whose counts the report shows
+SERVICE_HISTOGRAMS = {
+    "feed": (
+        "feedhandler_event_receipt_latency_seconds",
+        "feedhandler_receipt_ack_latency_seconds",
+    ),
+    "tickwriter": ("tickwriter_receipt_written_latency_seconds",),
+    "gateway": ("gateway_record_send_latency_seconds", "gateway_receipt_send_latency_seconds"),
+}
+
+
+def service_histograms(ports: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Observation count and mean (ms) of each service's per-hop histograms, as scraped."""
+    found: dict[str, dict[str, float]] = {}
+    for service_name, names in SERVICE_HISTOGRAMS.items():
+        text = scrape(ports[service_name])
+        for name in names:
+            total = _sample_sum(text, f"{name}_count")
+            seconds = _sample_sum(text, f"{name}_sum")
+            found[name] = {"count": total, "mean_ms": seconds / total * 1000 if total else 0.0}
+    return found
+
+
+def _sample_sum(text: str, sample: str) -> float:
+    """The sum over labels of one sample's values in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.split("{", 1)[0] == sample:
+            total += float(rest.split()[0])
+    return total
+
+
 def placement(processes: dict[str, int]) -> dict[str, str]:
     """pid and the CPUs each may run on (``os.sched_getaffinity``)."""
     placed = {}
@@ -329,6 +362,7 @@ class Pipeline:
     cassandra_session: Any
     logs: Path
     pids: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
 
 def _decode(encoded: object) -> HdrHistogram:
@@ -576,6 +610,7 @@ def run(args: argparse.Namespace) -> int:
                 _print_case(case, args.p99_target_ms)
             if args.search:
                 searched = _search(pipeline, args, cases)
+            report["service_histograms"] = service_histograms(pipeline.metrics_ports)
             pipeline.records.stop()
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
@@ -658,7 +693,11 @@ def _start(
         "gateway": (
             stack.enter_context(
                 service(
-                    "gateway", ["mdgw", "gateway", "--insecure"], gateway_env, logs, gateway_root
+                    "gateway",
+                    ["mdgw", "gateway", "--insecure", "--workers", "1"],
+                    gateway_env,
+                    logs,
+                    gateway_root,
                 )
             ),
             health["gateway"],
@@ -669,6 +708,7 @@ def _start(
     records = RecordTimes(kafka, ticks_topic)
     stack.callback(records.stop)
     pipeline = Pipeline(venue, f"127.0.0.1:{gateway_port}", symbols, records, session, logs)
+    pipeline.metrics_ports = metrics
     pipeline.pids = {"venue": venue.popen.pid} | {
         name: process.popen.pid for name, (process, _) in started.items()
     }
@@ -801,6 +841,9 @@ def _print_summary(report: dict[str, Any], args: argparse.Namespace) -> None:
             f"{args.search_subscribers} clients (every tick delivered): "
             f"{report['highest_rate_p99_met']:,.0f} ticks/s"
         )
+    print("each service's own histograms (Prometheus, whole run):")
+    for name, figures in report.get("service_histograms", {}).items():
+        print(f"  {name:46} {figures['count']:>9,.0f} observed, mean {figures['mean_ms']:.2f} ms")
     for name, where in report.get("placement", {}).items():
         print(f"  {name:12} {where}")
     print(
