@@ -62,7 +62,7 @@ class ListSink:
     def __init__(self) -> None:
         self.records: list[tuple[bytes, bytes]] = []
 
-    def send(self, key: bytes, value: bytes) -> None:
+    def send(self, key: bytes, value: bytes, received_ns: int = 0) -> None:
         self.records.append((key, value))
 
     def updates(self) -> list[PriceUpdate]:

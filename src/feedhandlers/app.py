@@ -107,7 +107,10 @@ def default_feed_handler_id(venue: str) -> str:
     return f"{venue}.{socket.gethostname()}.{os.getpid()}.{int(time.time())}"
 
 
-def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -> KafkaTickSink:
+def build_sink(
+    settings: FeedHandlerSettings, *, wait_when_full: bool = False, live: bool = True
+) -> KafkaTickSink:
+    """``live``: from a venue now (a replay's receipt times are the capture's)."""
     return KafkaTickSink(
         settings.kafka.model_copy(update={"linger_ms": settings.linger_ms}),
         settings.ticks_topic,
@@ -117,6 +120,7 @@ def build_sink(settings: FeedHandlerSettings, *, wait_when_full: bool = False) -
         stats_interval_ms=settings.stats_interval_ms,
         wait_when_full=wait_when_full,
         observe_latency=metrics.PRODUCE_LATENCY.labels(settings.venue).observe,
+        observe_receipt_ack=metrics.RECEIPT_TO_ACK.labels(settings.venue).observe if live else None,
     )
 
 
@@ -212,8 +216,14 @@ def build(settings: FeedHandlerSettings) -> FeedHandler:
     """Check the set-up first: a missing topic or an unreachable Kafka is one clear error."""
     require_topics(make_admin(settings.kafka), settings.kafka, [settings.ticks_topic])
     sink = build_sink(settings)
+    sink.serve_reports()
     feed_handler_id = settings.feed_handler_id or default_feed_handler_id(settings.venue)
-    pipeline = _pipeline(settings, sink, feed_handler_id)
+    pipeline = FeedPipeline(
+        make_parser(settings.venue, settings),
+        sink,
+        feed_handler_id,
+        observe_event_receipt=metrics.EVENT_TO_RECEIPT.labels(settings.venue).observe,
+    )
     connection = make_connection(settings, pipeline)
     return FeedHandler(settings, pipeline, sink, connection, MetricsPublisher(settings.venue))
 
@@ -301,7 +311,7 @@ async def replay(settings: FeedHandlerSettings, path: Path, pace: ReplayPace) ->
             "YYYY-MM-DD (the day its timestamps count from)"
         )
     require_topics(make_admin(settings.kafka), settings.kafka, [settings.ticks_topic])
-    sink = build_sink(settings, wait_when_full=True)
+    sink = build_sink(settings, wait_when_full=True, live=False)
     feed_handler_id = settings.feed_handler_id or replay_feed_handler_id(path, settings.venue)
     pipeline = _pipeline(settings, sink, feed_handler_id)
     handler = FeedHandler(

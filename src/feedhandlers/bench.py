@@ -65,7 +65,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.records: list[tuple[bytes, bytes]] = []
 
-    def send(self, key: bytes, value: bytes) -> None:
+    def send(self, key: bytes, value: bytes, received_ns: int = 0) -> None:
         self.records.append((key, value))
 
 

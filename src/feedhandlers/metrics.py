@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from marketinfra.metrics import service_registry
+from marketinfra.metrics import HOP_LATENCY_BUCKETS, service_registry
 
 REGISTRY = service_registry()
 
@@ -61,6 +61,20 @@ PRODUCE_LATENCY = Histogram(
     "produce() to broker acknowledgement of each tick (librdkafka's message latency)",
     ["venue"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+EVENT_TO_RECEIPT = Histogram(
+    "feedhandler_event_receipt_latency_seconds",
+    "Venue event time to our receipt of the frame, per tick (venue clock against ours)",
+    ["venue"],
+    buckets=HOP_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RECEIPT_TO_ACK = Histogram(
+    "feedhandler_receipt_ack_latency_seconds",
+    "Receipt of the frame to the broker's acknowledgement of its tick",
+    ["venue"],
+    buckets=HOP_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 BUFFER_DEPTH = Gauge(

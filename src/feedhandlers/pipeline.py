@@ -9,6 +9,7 @@ turns them into Prometheus counters a few times a second.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,8 +32,9 @@ _LOG_EVERY = 10_000
 class TickSink(Protocol):
     """Where encoded ticks go (the Kafka producer adapter, or a list in tests)."""
 
-    def send(self, key: bytes, value: bytes) -> None:
-        """Take one record without blocking; a sink that must refuse it counts that itself."""
+    def send(self, key: bytes, value: bytes, received_ns: int = 0) -> None:
+        """Take one record without blocking; a sink that must refuse it counts that itself.
+        ``received_ns``: when its frame arrived (wall clock), for the receipt-to-ack latency."""
 
 
 @dataclass(slots=True)
@@ -46,8 +48,18 @@ class FeedCounters:
 
 
 class FeedPipeline:
-    def __init__(self, parser: FrameParser, sink: TickSink, feed_handler_id: str) -> None:
+    def __init__(
+        self,
+        parser: FrameParser,
+        sink: TickSink,
+        feed_handler_id: str,
+        *,
+        observe_event_receipt: Callable[[float], None] | None = None,
+    ) -> None:
+        """``observe_event_receipt``: given each live tick's venue event -> receipt latency in
+        seconds (a replay has none: its event times are old)."""
         self.parser = parser
+        self._observe_event_receipt = observe_event_receipt
         self.sink = sink
         self.feed_handler_id = feed_handler_id
         self.counters = FeedCounters()
@@ -70,7 +82,9 @@ class FeedPipeline:
             if key is None:
                 key = self._keys[identity] = InstrumentKey(tick.exchange, tick.symbol).kafka_key()
             sequence = self.sequencer.next(tick.exchange, tick.symbol)
-            self.sink.send(key, encode_tick(tick, self.feed_handler_id, sequence))
+            self.sink.send(key, encode_tick(tick, self.feed_handler_id, sequence), received_ns)
+            if self._observe_event_receipt is not None and tick.event_time_ns > 0:
+                self._observe_event_receipt(max(0, received_ns - tick.event_time_ns) / 1e9)
         counters.ticks += len(result.ticks)
         if result.rejections:
             self._count(result.rejections)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from marketinfra.metrics import service_registry
+from marketinfra.metrics import HOP_LATENCY_BUCKETS, service_registry
 
 REGISTRY = service_registry()
 SUPERVISOR_REGISTRY = service_registry()
@@ -49,6 +49,18 @@ FEED_RECORDS = Counter(
 FEED_DEDUPE_EVICTIONS = Counter(
     "gateway_feed_dedupe_evictions_total",
     "Instrument and feed handler pairs forgotten by duplicate detection to bound its memory",
+    registry=REGISTRY,
+)
+RECORD_TO_SEND = Histogram(
+    "gateway_record_send_latency_seconds",
+    "A tick's Kafka record timestamp to its write on a stream (per stream)",
+    buckets=HOP_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RECEIPT_TO_SEND = Histogram(
+    "gateway_receipt_send_latency_seconds",
+    "A tick's feed-handler receipt to its write on a stream (per stream)",
+    buckets=HOP_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 FEED_DELAY = Gauge(

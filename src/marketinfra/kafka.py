@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from marketinfra.errors import KafkaUnavailableError, NotSetUpError
@@ -136,3 +136,29 @@ def brokers_up(stats: dict[str, object]) -> int:
         and broker.get("nodeid", -1) != -1
         and broker.get("state") == "UP"
     )
+
+
+class RecordSource(Protocol):
+    """What ``take_waiting`` needs of ``confluent_kafka.Consumer`` (tests pass a fake)."""
+
+    def poll(self, timeout: float) -> Message | None: ...
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
+
+
+def take_waiting(consumer: RecordSource, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to ``max_records`` records: wait up to ``timeout_s`` for the first, then take only
+    what librdkafka has already fetched, without waiting.
+
+    ``consume(num_messages=N, timeout=T)`` waits until N records came or T passed, so at a
+    low rate every record would wait T for a batch that never fills. ``poll`` returns on the
+    first record, and ``consume(timeout=0)`` adds what is already there: latency follows the
+    rate, and batches form only from records that are already waiting (at high rates).
+    Fewer than ``max_records`` returned means nothing more was waiting.
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    if max_records <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=max_records - 1, timeout=0)]

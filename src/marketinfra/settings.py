@@ -23,7 +23,9 @@ class KafkaSettings(BaseSettings):
     client_id: str = "mdgw"
     # Replication of the topics we declare: 1 on a laptop, 3 in Kubernetes.
     replication_factor: int = Field(default=1, ge=1)
-    # Producer batching delay; see the feed-handler benchmark for how it was chosen.
+    # Producer batching delay, for producers off the latency path (dead letters, migrations).
+    # Ticks use FEEDHANDLER_LINGER_MS (1 ms, see feedhandlers.config), the trading journal 0:
+    # at a low rate a record waits the whole linger (mdgw bench e2e: receipt -> Kafka).
     linger_ms: float = Field(default=5.0, ge=0)
     # How long a produce may stay unacknowledged before it is reported failed.
     delivery_timeout_ms: int = Field(default=120_000, ge=1000)

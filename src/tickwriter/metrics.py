@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from marketinfra.metrics import service_registry
+from marketinfra.metrics import HOP_LATENCY_BUCKETS, service_registry
 
 REGISTRY = service_registry()
 
@@ -22,6 +22,12 @@ WRITE_LATENCY = Histogram(
     "tickwriter_write_latency_seconds",
     "Time to write one flush to Cassandra",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)
+RECEIPT_TO_WRITTEN = Histogram(
+    "tickwriter_receipt_written_latency_seconds",
+    "A tick's feed-handler receipt to the end of its Cassandra write",
+    buckets=HOP_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 WRITE_ERRORS = Counter(

@@ -27,6 +27,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from marketcore.backoff import BackoffPolicy, backoff_delay
+from marketinfra.kafka import take_waiting
 from marketinfra.readiness import CASSANDRA, PARTITIONS, Readiness
 from tickwriter import metrics
 from tickwriter.adapters.dead_letters import DeadLetter
@@ -148,12 +149,9 @@ class TickPipeline:
             timeout_s = max(0.0, (self._policy.max_wait_ms - waited_ms) / 1000)
         else:
             timeout_s = _IDLE_POLL_S
-        # poll returns as soon as one record is there; consume(timeout=0) then takes what was
-        # already fetched without waiting, so "nothing more waiting" is known at once.
-        first = self._consumer.poll(timeout_s)
-        batch = [first] if first is not None else []
-        if first is not None and want > 1:
-            batch += self._consumer.consume(num_messages=want - 1, timeout=0)
+        # returns on the first record, with what was already fetched: "nothing more waiting"
+        # (fewer than asked) is known at once, and should_flush writes then
+        batch = take_waiting(self._consumer, want, timeout_s)
         arrived = self._accept(batch)
         if arrived and not pending.messages:
             pending.first_at = time.monotonic()
@@ -210,6 +208,7 @@ class TickPipeline:
             self._resume()
         assert stored is not None  # written implies stored
         self._bars = fold((row for row in stored[0] if isinstance(row, TickRow)), into=self._bars)
+        _observe_receipt_to_written(stored[0], time.time_ns())
         metrics.FLUSH_SIZE.observe(len(messages))
         positions = commit_positions(
             [(m.topic() or "", m.partition() or 0, m.offset() or 0) for m in messages]
@@ -444,3 +443,12 @@ class TickPipeline:
             return (message.topic(), message.partition()) not in gone
 
         self._pending.messages = [m for m in self._pending.messages if keep(m)]
+
+
+def _observe_receipt_to_written(rows: list[Row], written_ns: int) -> None:
+    """Each live tick's feed receipt to the end of its write (a replayed or backfilled tick,
+    received long ago, lands in the top bucket: that is how late it is)."""
+    observe = metrics.RECEIPT_TO_WRITTEN.observe
+    for row in rows:
+        if isinstance(row, TickRow) and row.tick.received_time_ns > 0:
+            observe(max(0, written_ns - row.tick.received_time_ns) / 1e9)

@@ -50,6 +50,16 @@ def test_pipeline_numbers_ticks_per_instrument_and_keys_them() -> None:
     assert pipeline.counters.ticks == 3
 
 
+def test_pipeline_reports_each_ticks_venue_event_to_receipt_latency() -> None:
+    observed: list[float] = []
+    pipeline = FeedPipeline(
+        CoinbaseParser(), ListSink(), "fh", observe_event_receipt=observed.append
+    )
+    pipeline.on_frame(_ticker("BTC-USD", "1"), READ_NS)
+    # the ticker's time 16:43:30.244075, read at 16:43:30.300
+    assert observed == [pytest.approx(0.055925)]
+
+
 def test_pipeline_counts_and_skips_malformed_frames() -> None:
     pipeline = FeedPipeline(CoinbaseParser(), ListSink(), "fh")
     for frame in [b"{", b"[]", b'{"type":"ticker"}', b"\xff\xfe", b'{"type":"match","price":1}']:
@@ -76,6 +86,41 @@ def test_a_parser_bug_costs_one_frame_not_the_session() -> None:
 
 
 # --- the producer buffer policy, with a fake librdkafka ----------------------------------
+
+
+class AckedMessage:
+    """A delivered record as librdkafka reports it: ``latency()`` since ``produce()``."""
+
+    def __init__(self, latency_s: float) -> None:
+        self._latency_s = latency_s
+
+    def latency(self) -> float:
+        return self._latency_s
+
+
+def test_receipt_to_ack_is_the_time_before_produce_plus_the_produce_latency() -> None:
+    reports = []
+
+    class Producer:
+        def produce(self, topic: str, value: bytes, key: bytes, on_delivery=None) -> None:
+            reports.append(on_delivery)
+
+        def poll(self, timeout: float) -> int:
+            return 0
+
+    observed: list[float] = []
+    sink = KafkaTickSink(
+        KafkaSettings(),
+        "t",
+        producer_factory=lambda settings, config: Producer(),
+        observe_receipt_ack=observed.append,
+        wall_ns=lambda: 5_000_000_000,
+    )
+    sink.send(b"k", b"v", received_ns=4_999_000_000)  # produced 1 ms after its receipt
+    (report,) = reports
+    report(None, AckedMessage(0.004))  # acknowledged 4 ms after produce()
+    assert observed == [pytest.approx(0.005)]
+    assert sink.accepted == 1
 
 
 class FakeProducer:

@@ -8,6 +8,11 @@ lz4, ``KAFKA_LINGER_MS``, murmur2 keys). On top of that:
   feed handler's histogram); that costs about 0.4 us of CPU per record, measured against
   ``delivery.report.only.error`` on 300k records. Failed deliveries are counted by error
   code and logged (the first few, then one in ``_LOG_EVERY``), never dropped silently.
+- With ``observe_receipt_ack``, each record also reports its frame's receipt to its
+  acknowledgement: the time from receipt to ``produce()`` plus the latency above.
+- ``Message.latency()`` is read when the report is served (librdkafka computes it then), so
+  reports must be served as they come, not at the next upkeep (0.1 s): ``serve_reports``
+  starts a thread that waits in ``poll`` (outside the GIL until a report is there).
 - librdkafka statistics (``stats_cb``, once per ``statistics.interval.ms``) say how many
   brokers the producer is connected to (``brokers_up``): the feed handler's readiness. Losing
   the last broker, and getting one back, are logged (``kafka_brokers_down``/``_up``), as are
@@ -35,9 +40,11 @@ how many were not acknowledged, so a clean stop that lost nothing is provable.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import orjson
@@ -59,7 +66,9 @@ PRODUCE_FAILED = "produce_failed"
 class ProducerPort(Protocol):
     """What the sink needs of ``confluent_kafka.Producer`` (tests pass a fake)."""
 
-    def produce(self, topic: str, value: bytes, key: bytes) -> None: ...
+    def produce(
+        self, topic: str, value: bytes, key: bytes, on_delivery: Callable[..., None] = ...
+    ) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
 
@@ -83,8 +92,10 @@ class KafkaTickSink:
         stats_interval_ms: int = 5_000,
         wait_when_full: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
         producer_factory: ProducerFactory = make_producer,
         observe_latency: Callable[[float], None] | None = None,
+        observe_receipt_ack: Callable[[float], None] | None = None,
     ) -> None:
         """``wait_when_full``: for replays and backfills, which are not live: when the queue
         is full, wait for Kafka instead of conflating (nothing is dropped, the replay slows)."""
@@ -101,6 +112,10 @@ class KafkaTickSink:
         self.reports = 0  # delivery reports served (acknowledgements and errors)
         self.acks = 0
         self._observe_latency = observe_latency
+        self._observe_receipt_ack = observe_receipt_ack
+        self._wall_ns = wall_ns
+        self._reports_stop = threading.Event()
+        self._reports: threading.Thread | None = None
         # brokers connected in the latest statistics (None: no statistics yet)
         self.brokers_up: int | None = None
         self.producer: ProducerPort = producer_factory(
@@ -119,12 +134,18 @@ class KafkaTickSink:
 
     # --- hot path ------------------------------------------------------------------------
 
-    def send(self, key: bytes, value: bytes) -> None:
+    def send(self, key: bytes, value: bytes, received_ns: int = 0) -> None:
         if self._overflow and not self._drain():
-            self._hold(key, value)
+            self._hold(key, value)  # its receipt-to-ack is not observed: it waited for Kafka
             return
         try:
-            self._produce(self.topic, value, key)
+            if received_ns and self._observe_receipt_ack is not None:
+                before_produce_s = (self._wall_ns() - received_ns) / 1e9
+                self._produce(
+                    self.topic, value, key, on_delivery=partial(self._on_ack, before_produce_s)
+                )
+            else:
+                self._produce(self.topic, value, key)
         except BufferError:
             if self._wait_when_full:
                 self._produce_waiting(key, value)
@@ -175,9 +196,23 @@ class KafkaTickSink:
 
     # --- upkeep (a few times a second) ---------------------------------------------------
 
+    def serve_reports(self) -> None:
+        """Serve delivery reports (and the other callbacks) on a thread as they come, so each
+        latency is read when its acknowledgement arrives; ``close`` stops it."""
+        if self._reports is None:
+            self._reports = threading.Thread(
+                target=self._serve_reports, name="feed-delivery-reports", daemon=True
+            )
+            self._reports.start()
+
+    def _serve_reports(self) -> None:
+        while not self._reports_stop.is_set():
+            self.producer.poll(0.1)
+
     def poll(self) -> None:
         """Serve librdkafka's callbacks (errors, statistics) and move overflow slots on."""
-        self.producer.poll(0)
+        if self._reports is None:
+            self.producer.poll(0)
         if self._overflow:
             self._drain()
 
@@ -195,6 +230,10 @@ class KafkaTickSink:
     def close(self, timeout_s: float) -> int:
         """Drain the slots and wait for every accepted record; returns how many were not
         acknowledged within ``timeout_s`` (0: nothing lost)."""
+        self._reports_stop.set()
+        if self._reports is not None:
+            self._reports.join()
+            self._reports = None
         deadline = self._clock() + timeout_s
         while self._overflow and self._clock() < deadline:
             if not self._drain():
@@ -214,6 +253,13 @@ class KafkaTickSink:
                 self._observe_latency(latency_s)
             return
         self._count_failure(error.name(), error.str(), key=message.key())
+
+    def _on_ack(self, before_produce_s: float, error: KafkaError | None, message: Message) -> None:
+        self._on_delivery(error, message)
+        if error is None and self._observe_receipt_ack is not None:
+            latency_s = message.latency()
+            if latency_s is not None:
+                self._observe_receipt_ack(before_produce_s + latency_s)
 
     def _count_failure(self, code: str, detail: str, key: bytes | None = None) -> None:
         self.delivery_errors[code] += 1

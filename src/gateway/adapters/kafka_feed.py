@@ -20,13 +20,20 @@ from collections.abc import Callable, Sequence
 
 import orjson
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from gateway import metrics
 from gateway.core.updates import FeedUpdate
 from gateway.errors import FeedError
 from gateway.service.convert import decode_update
-from marketinfra.kafka import brokers_up, make_consumer
+from marketinfra.kafka import brokers_up, make_consumer, take_waiting
 from marketinfra.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -36,6 +43,7 @@ _NO_LEADER_YET = {
     KafkaError.UNKNOWN_TOPIC_OR_PART,
 }
 Deliver = Callable[[Sequence[FeedUpdate]], None]
+_IDLE_POLL_S = 0.1  # how often an idle feed thread looks at the stop flag
 
 
 class KafkaFeed:
@@ -159,7 +167,8 @@ class KafkaFeed:
         assert consumer is not None  # set by start() before the thread starts
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(num_messages=self._batch_max, timeout=0.1)
+                # never waits for a batch to fill: a tick goes on as soon as it is fetched
+                messages = take_waiting(consumer, self._batch_max, _IDLE_POLL_S)
                 if messages:
                     self._hand_over(self._decode(messages))
         except Exception as exc:
@@ -178,7 +187,9 @@ class KafkaFeed:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("feed_consume_error", error=str(error))
                 continue
-            update = decode_update(message.value())
+            kind, timestamp_ms = message.timestamp()
+            record_ns = timestamp_ms * 1_000_000 if kind != TIMESTAMP_NOT_AVAILABLE else 0
+            update = decode_update(message.value(), record_ns)
             if isinstance(update, str):
                 invalid += 1
                 metrics.FEED_RECORDS.labels(f"invalid_{update}").inc()

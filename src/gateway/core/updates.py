@@ -16,6 +16,7 @@ class FeedUpdate:
     key: InstrumentKey
     tick: Tick
     payload: bytes
+    record_time_ns: int = 0  # its Kafka record's timestamp (0: not from Kafka, or none)
 
     @property
     def event_ns(self) -> int:

@@ -87,7 +87,7 @@ def stamped_batch(payloads: Sequence[bytes], first_sequence: int, send_time_ns: 
     return b"".join(parts)
 
 
-def decode_update(payload: bytes | None) -> FeedUpdate | str:
+def decode_update(payload: bytes | None, record_time_ns: int = 0) -> FeedUpdate | str:
     """A Kafka value (or stored blob) as a FeedUpdate, or the reason it cannot be served:
     ``empty``, ``undecodable``, ``malformed_decimal``, or the ``marketcore.ticks`` problem (the
     tick writer's rules)."""
@@ -108,7 +108,7 @@ def decode_update(payload: bytes | None) -> FeedUpdate | str:
         key = InstrumentKey(tick.exchange, tick.symbol)
     except InvalidInstrumentError:
         return "bad_identifier"
-    return FeedUpdate(key, tick, payload)
+    return FeedUpdate(key, tick, payload, record_time_ns)
 
 
 def subscription_from_proto(

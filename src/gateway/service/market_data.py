@@ -220,8 +220,10 @@ class MarketDataServicer:
             if taken:
                 number = subscriber.number(len(taken))
                 for update in taken:
-                    if not await _write(context, convert.stamp(update.payload, number, wall_ns())):
+                    sent_ns = wall_ns()
+                    if not await _write(context, convert.stamp(update.payload, number, sent_ns)):
                         return
+                    _observe_sent(update, sent_ns)
                     number += 1
                 metrics.STREAM_UPDATES.inc(len(taken))
                 continue
@@ -310,11 +312,23 @@ async def _write_batch(
 ) -> bool:
     """Number, stamp and write one batch; False when the call ended under us."""
     number = subscriber.number(len(updates))
-    message = convert.stamped_batch([u.payload for u in updates], number, time.time_ns())
+    sent_ns = time.time_ns()
+    message = convert.stamped_batch([u.payload for u in updates], number, sent_ns)
     if not await _write(context, message):
         return False
+    for update in updates:
+        _observe_sent(update, sent_ns)
     metrics.STREAM_UPDATES.inc(len(updates))
     return True
+
+
+def _observe_sent(update: FeedUpdate, sent_ns: int) -> None:
+    """The hops that end at this send: Kafka record time (ms precision) and feed receipt."""
+    if update.record_time_ns:
+        metrics.RECORD_TO_SEND.observe(max(0, sent_ns - update.record_time_ns) / 1e9)
+    received_ns = update.tick.received_time_ns
+    if received_ns:
+        metrics.RECEIPT_TO_SEND.observe(max(0, sent_ns - received_ns) / 1e9)
 
 
 async def _write(context: Context, data: bytes) -> bool:

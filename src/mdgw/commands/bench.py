@@ -11,6 +11,7 @@ from feedhandlers import bench as feedhandlers_bench
 from gateway import bench as gateway_bench
 from gateway import trading_bench
 from mdgw.commands import fuzz
+from mdgw.e2e import bench as e2e_bench
 from tickwriter import bench as tickwriter_bench
 
 
@@ -22,3 +23,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     gateway_bench.register(parts)
     trading_bench.register(parts)
     fuzz.register(parts)
+    e2e_bench.register(parts)
